@@ -1,0 +1,5 @@
+"""`python -m slimscope`."""
+
+from slimscope.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,349 @@
+"""The merged filesystem: layers applied in order with OCI whiteouts, and what each layer changed.
+
+The tree keeps one small `Dir` object per directory; a file, link or device is just an int `ref`
+that encodes (layer, member index), so 200k files cost 200k dict slots and ints, not 200k objects.
+Whiteouts follow the OCI image spec: `.wh.NAME` removes NAME (file or whole directory) from lower
+layers; `DIR/.wh..wh..opq` hides every lower child of DIR; both apply before the layer's own
+members, so a layer may delete and recreate a path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from slimscope.image.layer import DIR, FILE, HARDLINK, OPAQUE, OTHER_WH, SYMLINK, WHITEOUT, Entry, LayerEntries
+
+SHIFT = 32
+MASK = (1 << SHIFT) - 1
+IMPLIED = -1  # a directory that exists only because a member lies below it
+
+# Per-member change codes, relative to the filesystem below the layer.
+ADDED = 1
+MODIFIED = 2  # content, type or link target changed
+META = 3  # same content, stored again (metadata changed, or not at all)
+UNCHANGED = 4  # a directory listed again with the same mode and owner
+IGNORED = 5  # whiteouts and AUFS metadata: they change nothing themselves
+CHANGE_NAMES = {ADDED: "added", MODIFIED: "modified", META: "metadata_only", UNCHANGED: "unchanged",
+                IGNORED: "whiteout"}
+
+
+def make_ref(layer: int, index: int) -> int:
+    """Encode (layer, member index) as one int."""
+    return (layer << SHIFT) | index
+
+
+def split_ref(ref: int) -> tuple[int, int]:
+    """Decode a ref into (layer, member index)."""
+    return ref >> SHIFT, ref & MASK
+
+
+class Dir:
+    """A directory of the merged tree: the member that made it (or IMPLIED) and its children."""
+
+    __slots__ = ("children", "ref")
+
+    def __init__(self, ref: int) -> None:
+        self.ref = ref
+        self.children: dict[bytes, int | Dir] = {}
+
+
+@dataclass
+class Tally:
+    """A count of paths and the bytes of the regular files among them."""
+
+    count: int = 0
+    bytes: int = 0
+
+    def add(self, count: int, size: int) -> None:
+        """Add paths and bytes."""
+        self.count += count
+        self.bytes += size
+
+
+@dataclass
+class LayerChanges:
+    """What one layer did to the filesystem below it."""
+
+    codes: bytearray  # per member: ADDED, MODIFIED, META, UNCHANGED or IGNORED
+    added: Tally = field(default_factory=Tally)
+    modified: Tally = field(default_factory=Tally)
+    metadata_only: Tally = field(default_factory=Tally)
+    deleted: Tally = field(default_factory=Tally)
+    removals: list[tuple[bytes, int, int]] = field(default_factory=list)  # (path, paths removed, bytes)
+
+
+@dataclass
+class FsStats:
+    """Counts over a merged filesystem."""
+
+    files: int = 0  # regular files and hard links
+    dirs: int = 0
+    symlinks: int = 0
+    other: int = 0  # devices and fifos
+    bytes: int = 0  # regular file bytes, each hard-linked inode once
+
+
+class Filesystem:
+    """Layers merged in order; `changes[i]` says what layer i did."""
+
+    def __init__(self, layers: Sequence[LayerEntries]) -> None:
+        self.layers = list(layers)
+        self.root = Dir(IMPLIED)
+        self._dirs: dict[bytes, Dir] = {b"": self.root}
+        self.inode: dict[int, int] = {}  # hard link ref -> ref of the regular file whose data it shares
+        self.changes: list[LayerChanges] = []
+        self.problems: list[str] = []
+        for index in range(len(self.layers)):
+            self._apply(index)
+
+    # -- lookups ---------------------------------------------------------------------------------
+    def entry(self, ref: int) -> Entry:
+        """The layer member behind a ref."""
+        layer, index = split_ref(ref)
+        return self.layers[layer].entry(index)
+
+    def lookup(self, path: bytes) -> int | Dir | None:
+        """The node at a normalized path, or None."""
+        if not path:
+            return self.root
+        parent, _, name = path.rpartition(b"/")
+        directory = self._dirs.get(parent)
+        return None if directory is None else directory.children.get(name)
+
+    def data_ref(self, ref: int) -> int:
+        """The ref of the regular file holding a member's bytes (itself, or a hard link's target)."""
+        return self.inode.get(ref, ref)
+
+    def walk(self) -> Iterator[tuple[bytes, int | Dir]]:
+        """Every path of the merged filesystem below the root, parents before children."""
+        stack: list[tuple[bytes, Dir]] = [(b"", self.root)]
+        while stack:
+            prefix, directory = stack.pop()
+            for name, node in directory.children.items():
+                path = prefix + b"/" + name if prefix else name
+                yield path, node
+                if type(node) is Dir:
+                    stack.append((path, node))
+
+    def stats(self) -> FsStats:
+        """Counts and bytes of the merged filesystem."""
+        stats = FsStats()
+        seen: set[int] = set()
+        layers = self.layers
+        inode = self.inode
+        stack = [self.root]
+        while stack:
+            directory = stack.pop()
+            for node in directory.children.values():
+                if type(node) is Dir:
+                    stats.dirs += 1
+                    stack.append(node)
+                    continue
+                layer, index = node >> SHIFT, node & MASK
+                kind = layers[layer].kinds[index]
+                if kind == FILE or kind == HARDLINK:
+                    stats.files += 1
+                    data = inode.get(node, node)
+                    if data not in seen:
+                        seen.add(data)
+                        dl, di = data >> SHIFT, data & MASK
+                        if layers[dl].kinds[di] == FILE:
+                            stats.bytes += layers[dl].sizes[di]
+                elif kind == SYMLINK:
+                    stats.symlinks += 1
+                else:
+                    stats.other += 1
+        return stats
+
+    # -- merging ---------------------------------------------------------------------------------
+    def _apply(self, layer: int) -> None:
+        entries = self.layers[layer]
+        kinds = entries.kinds
+        changes = LayerChanges(codes=bytearray(len(kinds)))
+        self.changes.append(changes)
+        if WHITEOUT in kinds or OPAQUE in kinds or OTHER_WH in kinds:
+            self._whiteouts(layer, entries, changes)
+        paths = entries.paths
+        sizes = entries.sizes
+        codes = changes.codes
+        dirs = self._dirs
+        base = layer << SHIFT
+        for index, path in enumerate(paths):
+            kind = kinds[index]
+            if kind >= WHITEOUT:
+                continue
+            ref = base | index
+            if not path:
+                if kind == DIR:
+                    codes[index] = self._relist_dir(self.root, ref, changes, index)
+                else:
+                    self.problems.append(f"layer {layer}: a non-directory member names the root")
+                    codes[index] = IGNORED
+                continue
+            parent_path, _, name = path.rpartition(b"/")
+            parent = dirs.get(parent_path)
+            if parent is None:
+                parent = self._make_parents(parent_path, layer)
+            old = parent.children.get(name)
+            if kind == DIR:
+                if type(old) is Dir:
+                    codes[index] = self._relist_dir(old, ref, changes, index)
+                    continue
+                node = Dir(ref)
+                parent.children[name] = node
+                dirs[path] = node
+                if old is None:
+                    codes[index] = ADDED
+                    changes.added.add(1, 0)
+                else:
+                    codes[index] = MODIFIED
+                    changes.modified.add(1, 0)
+                continue
+            size = sizes[index]
+            if kind == HARDLINK:
+                self._link(layer, index, ref, entries.links.get(index, b""))
+            if old is None:
+                codes[index] = ADDED
+                changes.added.add(1, size)
+            elif type(old) is Dir:
+                self._forget_dirs(path, old)
+                codes[index] = MODIFIED
+                changes.modified.add(1, size)
+            elif self._same_content(old, ref):
+                codes[index] = META
+                changes.metadata_only.add(1, size)
+            else:
+                codes[index] = MODIFIED
+                changes.modified.add(1, size)
+            parent.children[name] = ref
+
+    def _relist_dir(self, node: Dir, ref: int, changes: LayerChanges, index: int) -> int:
+        """A directory member for a path that is already a directory: metadata change or nothing."""
+        old = node.ref
+        node.ref = ref
+        if old == IMPLIED:
+            changes.metadata_only.add(1, 0)
+            return META
+        ol, oi = old >> SHIFT, old & MASK
+        nl, ni = ref >> SHIFT, ref & MASK
+        a, b = self.layers[ol], self.layers[nl]
+        if a.modes[oi] == b.modes[ni] and a.uids[oi] == b.uids[ni] and a.gids[oi] == b.gids[ni]:
+            return UNCHANGED
+        changes.metadata_only.add(1, 0)
+        return META
+
+    def _same_content(self, old: int, new: int) -> bool:
+        """Whether two non-directory members have the same kind and content (or link target)."""
+        old_data, new_data = self.inode.get(old, old), self.inode.get(new, new)
+        ol, oi = old_data >> SHIFT, old_data & MASK
+        nl, ni = new_data >> SHIFT, new_data & MASK
+        a, b = self.layers[ol], self.layers[nl]
+        kind = a.kinds[oi]
+        if kind != b.kinds[ni]:
+            return False
+        if kind == FILE:
+            return a.sizes[oi] == b.sizes[ni] and a.digests[oi * 32 : oi * 32 + 32] == b.digests[ni * 32 : ni * 32 + 32]
+        if kind in (SYMLINK, HARDLINK):
+            return a.links.get(oi) == b.links.get(ni)
+        return True
+
+    def _link(self, layer: int, index: int, ref: int, target: bytes) -> None:
+        """Record which regular file a hard link shares its data with."""
+        node = self.lookup(target)
+        if node is None or type(node) is Dir:
+            what = "a directory" if node is not None else "a missing file"
+            self.problems.append(f"layer {layer}: hard link {_show(self.layers[layer].paths[index])} "
+                                 f"points to {what} {_show(target)}")
+            return
+        data = self.inode.get(node, node)
+        dl, di = data >> SHIFT, data & MASK
+        if self.layers[dl].kinds[di] == FILE:
+            self.inode[ref] = data
+
+    def _make_parents(self, path: bytes, layer: int) -> Dir:
+        """Create the implied directories down to `path` (replacing non-directories in the way)."""
+        parent_path, _, name = path.rpartition(b"/")
+        parent = self._dirs.get(parent_path)
+        if parent is None:
+            parent = self._make_parents(parent_path, layer)
+        old = parent.children.get(name)
+        if type(old) is Dir:
+            return old
+        if old is not None:
+            self.problems.append(f"layer {layer}: {_show(path)} is not a directory in lower layers "
+                                 "but has members below it")
+        node = Dir(IMPLIED)
+        parent.children[name] = node
+        self._dirs[path] = node
+        return node
+
+    def _whiteouts(self, layer: int, entries: LayerEntries, changes: LayerChanges) -> None:
+        """Apply the layer's whiteouts to the filesystem below it."""
+        kinds = entries.kinds
+        for index, path in enumerate(entries.paths):
+            kind = kinds[index]
+            if kind < WHITEOUT:
+                continue
+            changes.codes[index] = IGNORED
+            if kind == WHITEOUT:
+                if not path:
+                    self.problems.append(f"layer {layer}: a whiteout names the root; ignored")
+                    continue
+                parent_path, _, name = path.rpartition(b"/")
+                parent = self._dirs.get(parent_path)
+                node = parent.children.pop(name, None) if parent is not None else None
+                if node is None:
+                    continue
+                count, size = self._removed(path, node)
+            elif kind == OPAQUE:
+                directory = self._dirs.get(path)
+                if directory is None:
+                    continue
+                count = size = 0
+                prefix = path + b"/" if path else b""
+                for name, node in directory.children.items():
+                    c, s = self._removed(prefix + name, node)
+                    count += c
+                    size += s
+                directory.children = {}
+                if not count:
+                    continue
+            else:
+                continue
+            changes.deleted.add(count, size)
+            changes.removals.append((path, count, size))
+
+    def _removed(self, path: bytes, node: int | Dir) -> tuple[int, int]:
+        """Count the paths and file bytes under a removed node, dropping its directories from the index."""
+        if type(node) is not Dir:
+            layer, index = node >> SHIFT, node & MASK
+            entries = self.layers[layer]
+            return 1, entries.sizes[index] if entries.kinds[index] == FILE else 0
+        count, size = 1, 0
+        self._dirs.pop(path, None)
+        stack = [(path, node)]
+        while stack:
+            prefix, directory = stack.pop()
+            for name, child in directory.children.items():
+                count += 1
+                if type(child) is Dir:
+                    child_path = prefix + b"/" + name
+                    self._dirs.pop(child_path, None)
+                    stack.append((child_path, child))
+                else:
+                    layer, index = child >> SHIFT, child & MASK
+                    entries = self.layers[layer]
+                    if entries.kinds[index] == FILE:
+                        size += entries.sizes[index]
+        return count, size
+
+    def _forget_dirs(self, path: bytes, node: Dir) -> None:
+        """Drop a replaced directory subtree from the index."""
+        self._removed(path, node)
+
+
+def _show(path: bytes) -> str:
+    from slimscope.sanitize import visible
+
+    return visible(path)

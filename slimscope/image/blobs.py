@@ -1,0 +1,199 @@
+"""Read one layer blob in a single streaming pass: hash, decompress, hash again, parse the tar.
+
+Two threads share the work so both cores are busy: the reader thread pulls raw bytes, feeds the
+blob's sha256 and the decompressor (zlib and zstd release the GIL), and hands decompressed chunks
+over a small bounded queue; the calling thread feeds the diff_id sha256 and the tar parser, which
+hashes every file's content. Nothing is written to disk and memory stays bounded by the queue.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from hashlib import sha256
+
+import zstandard
+
+from slimscope.errors import FormatError
+from slimscope.image.layer import LayerEntries
+from slimscope.image.tarstream import TarStream
+
+READ_SIZE = 1 << 20
+# zstd can expand 4 KiB into ~128 MiB of zeros and python-zstandard has no output limit per call,
+# so compressed input goes in small slices: this bounds memory for hostile blobs.
+ZSTD_SLICE = 4096
+GZIP_OUT_LIMIT = 8 << 20
+QUEUE_DEPTH = 8
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_UNSUPPORTED = {b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x04\x22\x4d\x18": "lz4"}
+
+
+@dataclass
+class LayerScan:
+    """What one pass over a layer blob learned."""
+
+    digest: str  # sha256 of the blob as stored
+    raw_size: int
+    compression: str  # "none", "gzip" or "zstd"
+    diff_id: str  # sha256 of the uncompressed tar
+    entries: LayerEntries
+
+
+def detect_compression(head: bytes) -> str:
+    """Name the compression of a blob from its first bytes."""
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(ZSTD_MAGIC):
+        return "zstd"
+    for magic, name in _UNSUPPORTED.items():
+        if head.startswith(magic):
+            raise FormatError(f"{name}-compressed layers are not supported")
+    return "none"
+
+
+_DONE = object()
+
+
+class _Reader(threading.Thread):
+    """Reads, hashes and decompresses a blob, posting uncompressed chunks on `out`."""
+
+    def __init__(self, read: Callable[[int], bytes], head: bytes, progress: Callable[[int], None] | None):
+        super().__init__(daemon=True, name="slimscope-blob-reader")
+        self.read = read
+        self.head = head
+        self.progress = progress
+        self.out: queue.Queue = queue.Queue(QUEUE_DEPTH)
+        self.stop = threading.Event()
+        self.raw_hash = sha256()
+        self.raw_size = 0
+        self.compression = "none"
+        self.error: BaseException | None = None
+
+    def _put(self, item: object) -> None:
+        while not self.stop.is_set():
+            try:
+                self.out.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _chunks(self):
+        """Raw chunks of the blob, hashed and counted."""
+        chunk = self.head
+        while chunk:
+            self.raw_hash.update(chunk)
+            self.raw_size += len(chunk)
+            if self.progress is not None:
+                self.progress(len(chunk))
+            yield chunk
+            if self.stop.is_set():
+                return
+            chunk = self.read(READ_SIZE)
+
+    def run(self) -> None:
+        try:
+            self.compression = detect_compression(self.head)
+            if self.compression == "gzip":
+                self._gunzip()
+            elif self.compression == "zstd":
+                self._unzstd()
+            else:
+                for chunk in self._chunks():
+                    self._put(chunk)
+        except BaseException as exc:  # handed to the consumer thread
+            self.error = exc
+        self._put(_DONE)
+
+    def _gunzip(self) -> None:
+        inflater = zlib.decompressobj(wbits=31)
+        members = 0
+        for chunk in self._chunks():
+            data = chunk
+            while data:
+                if inflater.eof:
+                    # Concatenated gzip members; skip zero padding some writers append.
+                    if not data.strip(b"\0"):
+                        break
+                    inflater = zlib.decompressobj(wbits=31)
+                try:
+                    out = inflater.decompress(data, GZIP_OUT_LIMIT)
+                except zlib.error as exc:
+                    raise FormatError(f"corrupt gzip stream ({exc})") from None
+                if inflater.eof:
+                    members += 1
+                    data = inflater.unused_data
+                else:
+                    data = inflater.unconsumed_tail
+                if out:
+                    self._put(out)
+        if not inflater.eof:
+            raise FormatError("truncated gzip stream")
+
+    def _unzstd(self) -> None:
+        decompressor = zstandard.ZstdDecompressor()
+        obj = decompressor.decompressobj()
+        pending: list[bytes] = []
+        pending_size = 0
+        for chunk in self._chunks():
+            view = memoryview(chunk)
+            for start in range(0, len(view), ZSTD_SLICE):
+                piece = view[start : start + ZSTD_SLICE]
+                while piece:
+                    if obj.eof:
+                        rest = bytes(piece)
+                        if not rest.strip(b"\0"):
+                            piece = b""
+                            break
+                        obj = decompressor.decompressobj()
+                    try:
+                        out = obj.decompress(piece)
+                    except zstandard.ZstdError as exc:
+                        raise FormatError(f"corrupt zstd stream ({exc})") from None
+                    piece = obj.unused_data if obj.eof else b""
+                    if out:
+                        pending.append(out)
+                        pending_size += len(out)
+                        if pending_size >= READ_SIZE:
+                            self._put(b"".join(pending))
+                            pending, pending_size = [], 0
+        if pending:
+            self._put(b"".join(pending))
+        if not obj.eof:
+            raise FormatError("truncated zstd stream")
+
+
+def scan_layer(
+    read: Callable[[int], bytes],
+    *,
+    head: bytes | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> LayerScan:
+    """Scan one layer blob read through `read(n)`; `head` is data already read from its start."""
+    if head is None:
+        head = read(READ_SIZE)
+    reader = _Reader(read, head, progress)
+    tar = TarStream()
+    diff_hash = sha256()
+    reader.start()
+    try:
+        while True:
+            chunk = reader.out.get()
+            if chunk is _DONE:
+                break
+            if reader.compression != "none":
+                diff_hash.update(chunk)
+            tar.feed(chunk)
+        if reader.error is not None:
+            raise reader.error
+        tar.close()
+    finally:
+        reader.stop.set()
+        reader.join()
+    digest = "sha256:" + reader.raw_hash.hexdigest()
+    diff_id = digest if reader.compression == "none" else "sha256:" + diff_hash.hexdigest()
+    return LayerScan(digest, reader.raw_size, reader.compression, diff_id, tar.entries)

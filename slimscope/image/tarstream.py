@@ -1,0 +1,329 @@
+"""A push parser for layer tar streams that hashes file contents as they pass.
+
+Hand-written rather than `tarfile`: `tarfile` builds a TarInfo object (and its dict of PAX headers)
+per member and pulls data through its own buffering, which measured about 4x slower per member on
+layers with many small files. This parser takes chunks of any size (`feed`), never buffers file
+data, and writes each member straight into the columns of a `LayerEntries`. It understands ustar,
+GNU (long names `L`/`K`, old sparse `S`, base-256 numbers) and POSIX PAX (`x` and global `g`
+records, PAX sparse names and sizes). The tests compare it with `tarfile` on the same archives.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from hashlib import sha256
+
+from slimscope.errors import FormatError
+from slimscope.image.layer import (
+    BLOCK,
+    CHAR,
+    DIR,
+    FIFO,
+    FILE,
+    HARDLINK,
+    NO_DIGEST,
+    OPAQUE,
+    OTHER_WH,
+    SYMLINK,
+    WHITEOUT,
+    LayerEntries,
+)
+
+BLOCK_SIZE = 512
+ZERO_BLOCK = bytes(BLOCK_SIZE)
+EMPTY_SHA256 = sha256().digest()
+MAX_EXTENDED_HEADER = 16 << 20  # a PAX/long-name record larger than this is hostile, not a name
+
+# Members whose data area is empty whatever their size field says (as in Go's archive/tar).
+_HEADER_ONLY = {ord("1"): HARDLINK, ord("2"): SYMLINK, ord("3"): CHAR, ord("4"): BLOCK, ord("5"): DIR, ord("6"): FIFO}
+_EXTENDED = frozenset(b"xgLK")
+_REGULAR = frozenset(b"07\x00")
+_SPARSE = ord("S")
+_DUMPDIR = ord("D")
+_VOLUME = ord("V")
+_MULTIVOLUME = ord("M")
+
+
+def _number(field: bytes) -> int:
+    """Decode a tar numeric field: octal text, or GNU base-256 when the high bit is set."""
+    first = field[0]
+    if first & 0x80:
+        value = int.from_bytes(bytes([first & 0x7F]) + field[1:], "big")
+        if first & 0x40:  # negative base-256 (0xff prefix)
+            value -= 1 << (8 * len(field) - 1)
+        return value
+    text = field.split(b"\0", 1)[0].strip()
+    return int(text, 8) if text else 0
+
+
+def normalize(path: bytes) -> bytes:
+    """Member name to the model's form: no leading `./` or `/`, no trailing `/`, `..` resolved at root."""
+    while path[:2] == b"./":
+        path = path[2:]
+    path = path.strip(b"/")
+    if b"//" in path or b"/." in path or path[:1] == b".":
+        path = posixpath.normpath(b"/" + path).lstrip(b"/")
+        if path == b".":
+            path = b""
+    return path
+
+
+def _parse_pax(data: bytes) -> dict[bytes, bytes]:
+    """Parse PAX extended header records `LEN KEY=VALUE\\n`; keys and values stay bytes."""
+    records: dict[bytes, bytes] = {}
+    pos = 0
+    end = len(data)
+    while pos < end:
+        space = data.find(b" ", pos)
+        if space < 0:
+            break
+        try:
+            length = int(data[pos:space])
+        except ValueError as exc:
+            raise FormatError("malformed PAX header record") from exc
+        if length <= 0 or pos + length > end:
+            raise FormatError("malformed PAX header record")
+        record = data[space + 1 : pos + length - 1]  # without the trailing newline
+        key, sep, value = record.partition(b"=")
+        if not sep:
+            raise FormatError("malformed PAX header record")
+        records[key] = value
+        pos += length
+    return records
+
+
+class TarStream:
+    """Feed layer tar bytes in; member metadata and content digests land in `entries`."""
+
+    def __init__(self, entries: LayerEntries | None = None) -> None:
+        self.entries = entries if entries is not None else LayerEntries()
+        self.ended = False
+        self._pending = bytearray()  # a partial 512-byte block
+        self._data_left = 0  # bytes of member data still to come
+        self._skip = 0  # padding still to skip
+        self._hash = None  # hash of the current regular file, if any
+        self._index = -1  # index of the member whose data is streaming
+        self._ext: bytearray | None = None  # extended header data being collected
+        self._ext_type = 0
+        self._sparse_blocks = False  # old GNU sparse extension blocks follow
+        self._sparse_resume = (0, 0)  # data and padding of the sparse member, after those blocks
+        self._pax_global: dict[bytes, bytes] = {}
+        self._pax: dict[bytes, bytes] = {}
+        self._long_name: bytes | None = None
+        self._long_link: bytes | None = None
+
+    # -- streaming -------------------------------------------------------------------------------
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Consume the next chunk of the tar stream."""
+        view = memoryview(data)
+        size = len(view)
+        pos = 0
+        while pos < size:
+            if self._data_left:
+                take = min(self._data_left, size - pos)
+                if self._hash is not None:
+                    self._hash.update(view[pos : pos + take])
+                elif self._ext is not None:
+                    self._ext += view[pos : pos + take]
+                self._data_left -= take
+                pos += take
+                if not self._data_left:
+                    self._end_of_data()
+                continue
+            if self._skip:
+                take = min(self._skip, size - pos)
+                self._skip -= take
+                pos += take
+                continue
+            if self.ended:
+                return  # trailing zero blocks or junk after the end marker
+            if self._pending:
+                take = min(BLOCK_SIZE - len(self._pending), size - pos)
+                self._pending += view[pos : pos + take]
+                pos += take
+                if len(self._pending) < BLOCK_SIZE:
+                    return
+                block = bytes(self._pending)
+                self._pending.clear()
+            elif size - pos >= BLOCK_SIZE:
+                block = view[pos : pos + BLOCK_SIZE].tobytes()
+                pos += BLOCK_SIZE
+            else:
+                self._pending += view[pos:]
+                return
+            if self._sparse_blocks:
+                self._sparse_blocks = block[504] != 0
+                if not self._sparse_blocks:
+                    self._start_data()
+                continue
+            self._header(block)
+
+    def close(self) -> None:
+        """Check that the stream did not stop inside a member."""
+        if self.ended:
+            return
+        if self._data_left or self._pending or self._skip or self._sparse_blocks:
+            raise FormatError("truncated tar stream (ends inside a member)")
+        if self._ext is not None or self._pax or self._long_name is not None or self._long_link is not None:
+            raise FormatError("truncated tar stream (extended header without its member)")
+
+    # -- members ---------------------------------------------------------------------------------
+    def _header(self, block: bytes) -> None:
+        if block == ZERO_BLOCK:
+            self.ended = True
+            return
+        entries = self.entries
+        try:
+            stored = _number(block[148:156])
+        except ValueError:
+            stored = -1
+        computed = 256 + sum(block[:148]) + sum(block[156:])
+        if stored != computed:
+            # Some old writers summed signed chars.
+            high = sum(1 for b in block[:148] if b > 127) + sum(1 for b in block[156:] if b > 127)
+            signed = computed - 256 * high
+            if stored != signed:
+                if not entries.paths:
+                    raise FormatError("not a tar archive (bad header checksum)")
+                raise FormatError(f"corrupt tar header after member {len(entries.paths)}")
+        typeflag = block[156]
+        try:
+            size = _number(block[124:136])
+        except ValueError as exc:
+            raise FormatError("corrupt tar header (bad size field)") from exc
+        if size < 0:
+            raise FormatError("corrupt tar header (negative size)")
+
+        if typeflag in _EXTENDED:
+            if size > MAX_EXTENDED_HEADER:
+                raise FormatError(f"tar extended header of {size} bytes is too large")
+            self._ext = bytearray()
+            self._ext_type = typeflag
+            self._hash = None
+            self._data_left = size
+            self._skip = -size % BLOCK_SIZE
+            if not size:
+                self._end_of_data()
+            return
+        if typeflag == _MULTIVOLUME:
+            raise FormatError("multi-volume tar members are not supported")
+
+        pax = self._pax_global | self._pax if self._pax_global else self._pax
+        if self._long_name is not None:
+            name = self._long_name
+        else:
+            name = block[0:100].split(b"\0", 1)[0]
+            if block[257:263] == b"ustar\0":
+                prefix = block[345:500].split(b"\0", 1)[0]
+                if prefix:
+                    name = prefix + b"/" + name
+        if self._long_link is not None:
+            link = self._long_link
+        else:
+            link = block[157:257].split(b"\0", 1)[0]
+        try:
+            mode = _number(block[100:108]) & 0o7777
+            uid = _number(block[108:116])
+            gid = _number(block[116:124])
+            mtime = _number(block[136:148])
+        except ValueError as exc:
+            raise FormatError("corrupt tar header (bad numeric field)") from exc
+        real_size = size
+        if pax:
+            name = pax.get(b"GNU.sparse.name", pax.get(b"path", name))
+            link = pax.get(b"linkpath", link)
+            try:
+                if b"size" in pax:
+                    size = real_size = int(pax[b"size"])
+                if b"uid" in pax:
+                    uid = int(pax[b"uid"])
+                if b"gid" in pax:
+                    gid = int(pax[b"gid"])
+                if b"mtime" in pax:
+                    mtime = int(float(pax[b"mtime"]))
+                if b"GNU.sparse.realsize" in pax:
+                    real_size = int(pax[b"GNU.sparse.realsize"])
+                elif b"GNU.sparse.size" in pax:
+                    real_size = int(pax[b"GNU.sparse.size"])
+            except ValueError as exc:
+                raise FormatError("corrupt PAX header (bad number)") from exc
+            if size < 0 or real_size < 0:
+                raise FormatError("corrupt PAX header (negative size)")
+        self._pax = {}
+        self._long_name = None
+        self._long_link = None
+
+        path = normalize(name)
+        kind = _HEADER_ONLY.get(typeflag)
+        has_data = kind is None
+        if typeflag == _DUMPDIR:
+            kind = DIR
+        elif typeflag == _VOLUME:
+            self._data_left, self._skip, self._hash, self._ext = size, -size % BLOCK_SIZE, None, None
+            return
+        elif kind is None:
+            kind = FILE  # regular, contiguous, sparse, and (as POSIX says) unknown types
+        if typeflag == _SPARSE:
+            real_size = _number(block[483:495])
+        base = path.rpartition(b"/")[2]
+        if base[:4] == b".wh." and kind not in (DIR,):
+            parent = path[: len(path) - len(base)].rstrip(b"/")
+            if base == b".wh..wh..opq":
+                kind, path = OPAQUE, parent
+            elif base[:8] == b".wh..wh.":
+                kind = OTHER_WH
+            else:
+                kind = WHITEOUT
+                path = parent + b"/" + base[4:] if parent else base[4:]
+
+        index = len(entries.paths)
+        entries.paths.append(path)
+        entries.kinds.append(kind)
+        entries.sizes.append(real_size if kind == FILE else 0)
+        entries.modes.append(mode)
+        entries.uids.append(uid)
+        entries.gids.append(gid)
+        entries.mtimes.append(mtime)
+        if kind == FILE:
+            entries.size_bytes += real_size
+            entries.digests += EMPTY_SHA256 if not size else NO_DIGEST
+        else:
+            entries.digests += NO_DIGEST
+        if kind == SYMLINK:
+            entries.links[index] = link
+        elif kind == HARDLINK:
+            entries.links[index] = normalize(link)
+
+        self._ext = None
+        self._hash = sha256() if kind == FILE and size else None
+        self._index = index
+        self._data_left = size if has_data else 0
+        self._skip = -size % BLOCK_SIZE if has_data else 0
+        if typeflag == _SPARSE and block[482]:
+            self._sparse_blocks = True
+            pending, self._data_left, self._skip = (self._data_left, self._skip), 0, 0
+            self._sparse_resume = pending
+
+    def _start_data(self) -> None:
+        """Data of an old GNU sparse member begins after its extension blocks."""
+        self._data_left, self._skip = self._sparse_resume
+        if not self._data_left:
+            self._end_of_data()
+
+    def _end_of_data(self) -> None:
+        if self._hash is not None:
+            i = self._index * 32
+            self.entries.digests[i : i + 32] = self._hash.digest()
+            self._hash = None
+        elif self._ext is not None:
+            data = bytes(self._ext)
+            self._ext = None
+            kind = self._ext_type
+            if kind == ord("L"):
+                self._long_name = data.split(b"\0", 1)[0]
+            elif kind == ord("K"):
+                self._long_link = data.split(b"\0", 1)[0]
+            elif kind == ord("x"):
+                self._pax = _parse_pax(data)
+            else:
+                self._pax_global = self._pax_global | _parse_pax(data)

@@ -1,0 +1,1 @@
+"""Renderings of an Analysis: the JSON document and the text summary."""

@@ -1,0 +1,190 @@
+"""One entry point from what the user typed to a fully read and verified `Image`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from slimscope.errors import DigestMismatch, FormatError, SourceError
+from slimscope.image.blobs import READ_SIZE, LayerScan, scan_layer
+from slimscope.image.history import map_history
+from slimscope.image.manifest import Recipe, from_docker_manifest, from_oci_index, parse_json, platform_of
+from slimscope.image.model import Image, Layer
+from slimscope.sources.archive import ArchiveContents, read_archive
+from slimscope.sources.reference import SourceSpec, parse_source
+
+__all__ = ["Progress", "SourceSpec", "load_image", "parse_source"]
+
+
+@dataclass
+class Progress:
+    """Callbacks a caller may pass to follow the reading (all optional, called from worker threads)."""
+
+    start: Callable[[str, int | None], None] | None = None  # (what, total bytes or None)
+    advance: Callable[[int], None] | None = None  # bytes read
+    blob: Callable[[str], None] | None = None  # a blob starts
+
+
+def load_image(
+    text: str,
+    *,
+    image: str | None = None,
+    platform: str | None = None,
+    progress: Progress | None = None,
+) -> Image:
+    """Read the image the user named, from the engine, an archive or an OCI layout."""
+    spec = parse_source(text, image)
+    return load_spec(spec, platform=platform, progress=progress)
+
+
+def load_spec(spec: SourceSpec, *, platform: str | None = None, progress: Progress | None = None) -> Image:
+    """Read the image described by a SourceSpec."""
+    progress = progress or Progress()
+    if spec.kind == "engine":
+        return _from_engine(spec, platform, progress)
+    if spec.kind == "oci-dir":
+        return _from_layout(spec, platform, progress)
+    return _from_archive(spec, platform, progress)
+
+
+def _from_archive(spec: SourceSpec, platform: str | None, progress: Progress) -> Image:
+    try:
+        handle = open(spec.location, "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        raise SourceError(f"no such file: {spec.location}") from None
+    except OSError as exc:
+        raise SourceError(f"cannot open {spec.location}: {exc.strerror or exc}") from None
+    with handle:
+        if progress.start:
+            progress.start(f"reading {os.path.basename(spec.location)}", os.fstat(handle.fileno()).st_size)
+        contents = read_archive(handle, progress=progress.advance, on_blob=progress.blob)
+    kind = "oci-archive" if spec.force_oci or "manifest.json" not in contents.docs else "docker-archive"
+    return _assemble(contents, spec, kind, platform)
+
+
+def _from_engine(spec: SourceSpec, platform: str | None, progress: Progress) -> Image:
+    from slimscope.sources import engine
+
+    exported = engine.export(spec.location)
+    try:
+        if progress.start:
+            progress.start(f"exporting {spec.location}", exported.size_hint or None)
+        contents = read_archive(exported.stream, progress=progress.advance, on_blob=progress.blob)
+    finally:
+        exported.close()
+    image = _assemble(contents, spec, "engine", platform)
+    image.tags = exported.tags or image.tags
+    return image
+
+
+def _assemble(contents: ArchiveContents, spec: SourceSpec, source: str, platform: str | None) -> Image:
+    manifest = contents.get("manifest.json")
+    if manifest is not None and not spec.force_oci and platform is None:
+        recipe = from_docker_manifest(parse_json(manifest, "manifest.json"), contents.get, spec.tag)
+    else:
+        index = contents.get("index.json")
+        if index is None:
+            if manifest is not None:
+                recipe = from_docker_manifest(parse_json(manifest, "manifest.json"), contents.get, spec.tag)
+            else:
+                raise FormatError("not an image archive (no manifest.json or index.json)")
+        else:
+            recipe = from_oci_index(parse_json(index, "index.json"), contents.get, spec.tag, platform)
+    layers = []
+    for i, ref in enumerate(recipe.layers):
+        try:
+            scan = contents.layer(ref.blob)
+        except FormatError as exc:
+            raise FormatError(f"layer {i} ({ref.digest or ref.blob}): {exc}") from None
+        if scan is None:
+            raise FormatError(f"layer {i} ({ref.digest or ref.blob}) is missing from the archive")
+        layers.append(_verified_layer(i, ref, scan))
+    return _image(spec, source, recipe, layers)
+
+
+def _from_layout(spec: SourceSpec, platform: str | None, progress: Progress) -> Image:
+    root = spec.location
+    if not os.path.isdir(root):
+        raise SourceError(f"no such directory: {root}")
+
+    def get(name: str) -> bytes | None:
+        path = _inside(root, name)
+        try:
+            with open(path, "rb") as handle:
+                return handle.read(64 << 20)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+    index = get("index.json")
+    if index is None:
+        raise FormatError(f"{root} is not an OCI image layout (no index.json)")
+    recipe = from_oci_index(parse_json(index, "index.json"), get, spec.tag, platform)
+    total = sum(ref.size or 0 for ref in recipe.layers)
+    if progress.start:
+        progress.start(f"reading {os.path.basename(os.path.abspath(root))}", total or None)
+    layers = []
+    for i, ref in enumerate(recipe.layers):
+        path = _inside(root, ref.blob)
+        if progress.blob:
+            progress.blob(ref.blob)
+        try:
+            with open(path, "rb") as handle:
+                scan = scan_layer(handle.read, head=handle.read(READ_SIZE), progress=progress.advance)
+        except FileNotFoundError:
+            raise FormatError(f"layer {i} ({ref.digest}) is missing from the layout") from None
+        except FormatError as exc:
+            raise FormatError(f"layer {i} ({ref.digest}): {exc}") from None
+        layers.append(_verified_layer(i, ref, scan))
+    return _image(spec, "oci-dir", recipe, layers)
+
+
+def _inside(root: str, name: str) -> str:
+    """A path under the layout root; names that try to leave it are refused."""
+    path = os.path.normpath(os.path.join(root, name))
+    if os.path.commonpath([os.path.abspath(path), os.path.abspath(root)]) != os.path.abspath(root):
+        raise FormatError(f"the layout points outside itself ({name!r})")
+    return path
+
+
+def _verified_layer(index: int, ref: Any, scan: LayerScan) -> Layer:
+    if ref.digest and scan.digest != ref.digest:
+        raise DigestMismatch(f"layer {index}: blob sha256 is {scan.digest} but the manifest says {ref.digest}")
+    if ref.diff_id and scan.diff_id != ref.diff_id:
+        raise DigestMismatch(f"layer {index} ({ref.digest or ref.blob}): uncompressed sha256 is {scan.diff_id} "
+                             f"but the config says {ref.diff_id}")
+    return Layer(
+        index=index,
+        diff_id=scan.diff_id,
+        digest=ref.digest or scan.digest,
+        compressed_bytes=scan.raw_size,
+        compression=scan.compression,
+        media_type=ref.media_type,
+        entries=scan.entries,
+    )
+
+
+def _image(spec: SourceSpec, source: str, recipe: Recipe, layers: list[Layer]) -> Image:
+    config = recipe.config
+    history_raw = config.get("history")
+    entries, layer_history, problems = map_history(history_raw if isinstance(history_raw, list) else [],
+                                                   len(layers))
+    for layer, hist in zip(layers, layer_history):
+        layer.history_index = hist
+    created = config.get("created")
+    return Image(
+        reference=spec.describe(),
+        source=source,
+        id=recipe.config_digest,
+        platform=platform_of(config),
+        created=created if isinstance(created, str) else None,
+        config=config,
+        layers=layers,
+        history=entries,
+        tags=recipe.tags,
+        manifest_digest=recipe.manifest_digest,
+        problems=problems,
+    )

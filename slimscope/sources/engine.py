@@ -1,0 +1,109 @@
+"""Export an image from the local Docker engine (or podman's Docker-compatible API) as a stream."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from slimscope.errors import SourceError
+
+EXPORT_CHUNK = 1 << 20
+
+
+class StreamReader:
+    """A read(n) file object over an iterator of byte chunks (the engine's export stream)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buffer = b""
+        self._offset = 0
+
+    def readable(self) -> bool:
+        """Part of the file protocol tarfile expects."""
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        """Up to n bytes (all remaining bytes when n < 0)."""
+        if n is None or n < 0:
+            rest = [self._buffer[self._offset :], *self._chunks]
+            self._buffer, self._offset = b"", 0
+            return b"".join(rest)
+        available = len(self._buffer) - self._offset
+        if available >= n:
+            out = self._buffer[self._offset : self._offset + n]
+            self._offset += n
+            return out
+        parts = [self._buffer[self._offset :]] if available else []
+        have = available
+        for chunk in self._chunks:
+            if have + len(chunk) >= n:
+                need = n - have
+                parts.append(chunk[:need])
+                self._buffer, self._offset = chunk, need
+                return b"".join(parts)
+            parts.append(chunk)
+            have += len(chunk)
+        self._buffer, self._offset = b"", 0
+        return b"".join(parts)
+
+
+@dataclass
+class EngineExport:
+    """An image found in the engine and its export stream."""
+
+    reference: str
+    id: str
+    tags: list[str]
+    size_hint: int  # the image's uncompressed size, close to the export's size
+    stream: StreamReader
+    close: Any
+
+
+def connect() -> Any:
+    """A docker SDK client for DOCKER_HOST / the default socket, or a SourceError saying why not."""
+    import docker
+    from docker.errors import DockerException
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except DockerException as exc:
+        raise SourceError(f"cannot reach the Docker engine: {_reason(exc)}") from None
+    except Exception as exc:  # requests' connection errors and the like
+        raise SourceError(f"cannot reach the Docker engine: {_reason(exc)}") from None
+    return client
+
+
+def export(reference: str) -> EngineExport:
+    """Find `reference` in the local engine and start streaming its `docker save` export."""
+    from docker.errors import APIError, ImageNotFound
+
+    client = connect()
+    try:
+        image = client.images.get(reference)
+    except ImageNotFound:
+        client.close()
+        raise SourceError(f"image {reference!r} was not found in the local Docker engine") from None
+    except APIError as exc:
+        client.close()
+        raise SourceError(f"the Docker engine refused to look up {reference!r}: {_reason(exc)}") from None
+    try:
+        chunks = image.save(chunk_size=EXPORT_CHUNK, named=False)
+    except APIError as exc:
+        client.close()
+        raise SourceError(f"the Docker engine could not export {reference!r}: {_reason(exc)}") from None
+    return EngineExport(
+        reference=reference,
+        id=image.id,
+        tags=list(image.tags),
+        size_hint=int(image.attrs.get("Size") or 0),
+        stream=StreamReader(iter(chunks)),
+        close=client.close,
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    explanation = getattr(exc, "explanation", None)
+    text = str(explanation or exc) or exc.__class__.__name__
+    return text.splitlines()[0][:300]
