@@ -45,17 +45,18 @@ INSTRUCTIONS = frozenset(
 _BUILDKIT_SUFFIX = "# buildkit"
 _MAX_FIELD_PROBLEMS = 20
 
-# The shell wrapper that RUN steps (and classic metadata steps) start with. The option loops are lazy so
-# that `/bin/sh -c make -c x` stops at the first `-c`.
+# The shell wrapper that RUN steps (and classic metadata steps) start with. The option loops are lazy, so
+# that `/bin/sh -c make -c x` stops at the first `-c`, and bounded, so hostile lines cannot make the
+# match slow (it is tried at every word of a build-args block).
 _SHELL = re.compile(
     r"""
     (?P<shell>
         (?:\S*/)?(?:ba|da|z|k|mk|a)?sh          # sh, /bin/sh, /bin/bash, /usr/bin/zsh ...
-        (?:\s+-[A-Za-z]+(?:\s+(?!-)\w+)??)*?    # options: -e, -eux, -o pipefail
+        (?:\s+-[A-Za-z]+(?:\s+(?!-)\w+)??){0,6}?  # options: -e, -eux, -o pipefail
         \s+-[A-Za-z]*c(?=\s|$)                  # -c, or combined like -ec
       | cmd(?:\.exe)?\s+/[Ss]\s+/[Cc](?=\s|$)   # Windows default
       | (?P<ps>(?:powershell|pwsh)(?:\.exe)?
-        (?:\s+-(?!Command\b)\w+(?:\s+(?!-)\S+)??)*?
+        (?:\s+-(?!Command\b)\w+(?:\s+(?!-)\S+)??){0,6}?
         \s+-[Cc]ommand)(?=\s|$)
     )
     \s*
@@ -209,7 +210,9 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
-def map_history(history: list[dict], layer_count: int) -> tuple[list[HistoryEntry], list[int | None], list[str]]:
+def map_history(
+    history: list[dict], layer_count: int
+) -> tuple[list[HistoryEntry], list[int | None], list[str]]:
     """Pair `config.history` with the image's layers.
 
     Walks the history in order; each entry whose `empty_layer` is not `true` takes the next layer index
@@ -269,9 +272,7 @@ def map_history(history: list[dict], layer_count: int) -> tuple[list[HistoryEntr
         )
 
     if made_layers != layer_count:
-        problems.append(
-            f"history describes {_plural(made_layers, 'layer')} but the image has {layer_count}"
-        )
+        problems.append(f"history describes {_plural(made_layers, 'layer')} but the image has {layer_count}")
     problems.extend(field_problems[:_MAX_FIELD_PROBLEMS])
     if len(field_problems) > _MAX_FIELD_PROBLEMS:
         problems.append(f"... and {len(field_problems) - _MAX_FIELD_PROBLEMS} more history problems")

@@ -25,8 +25,10 @@ MARKUP_LIKE = ["[@click=app.quit()]x", "[link=http://x]y", "a[/]b", "[b]bold[/b]
         ("x\u009by", "x\\u009by"),
         ("\u0085", "\\u0085"),
         ("abc\u202edef", "abc\\u202edef"),
-        ("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u2066\u2067\u2068\u2069",
-         "\\u061c\\u200e\\u200f\\u202a\\u202b\\u202c\\u202d\\u2066\\u2067\\u2068\\u2069"),
+        (
+            "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u2066\u2067\u2068\u2069",
+            "\\u061c\\u200e\\u200f\\u202a\\u202b\\u202c\\u202d\\u2066\\u2067\\u2068\\u2069",
+        ),
         ("a\u200bb\u200cc\u200dd\ufeffe", "a\\u200bb\\u200cc\\u200dd\\ufeffe"),
         ("l\u2028p\u2029", "l\\u2028p\\u2029"),
         ("tag\U000e0041", "tag\\U000e0041"),
