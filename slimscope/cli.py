@@ -117,7 +117,19 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _write_atomically(path: str, write) -> None:
-    """Write a file through a temporary sibling so readers never see half a document."""
+    """Write a regular file through a temporary sibling so readers never see half a document.
+
+    Devices, pipes and other special files (`/dev/null`, `/dev/stdout`, a FIFO) are written in place:
+    replacing them would destroy them.
+    """
+    try:
+        special = os.path.exists(path) and not os.path.isfile(path)
+        if special:
+            with open(path, "w", encoding="utf-8") as out:
+                write(out)
+            return
+    except OSError as exc:
+        raise SlimscopeError(f"cannot write {path}: {exc.strerror or exc}") from None
     directory = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
     try:
@@ -127,7 +139,7 @@ def _write_atomically(path: str, write) -> None:
     except OSError as exc:
         raise SlimscopeError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
-        if os.path.exists(tmp):
+        if os.path.lexists(tmp):
             os.unlink(tmp)
 
 

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, Literal, NoReturn
 
 import docker
-import docker.errors
 import pytest
 
 HERE = Path(__file__).resolve().parent
@@ -89,7 +88,9 @@ def find_busybox() -> Path:
     unavailable("no busybox binary found (install the Debian package busybox-static)")
 
 
-def _run(cmd: list[str], env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def _run(
+    cmd: list[str], env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     """Run a command without stdin, capturing text output."""
     return subprocess.run(
         cmd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=timeout, check=False
@@ -107,19 +108,30 @@ def _require_ok(proc: subprocess.CompletedProcess[str], what: str) -> None:
 
 
 @pytest.fixture(scope="session")
+def busybox_binary() -> Path:
+    """The static busybox binary that is copied into every build context."""
+    return find_busybox()
+
+
+@pytest.fixture(scope="session")
 def docker_client() -> Iterator[docker.DockerClient]:
     """A docker SDK client for a reachable engine (DOCKER_HOST etc. are honoured)."""
+    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    client: docker.DockerClient | None = None
+    error = ""
     try:
         client = docker.from_env()
         client.ping()
     except Exception as exc:  # the SDK raises DockerException, requests or OS errors
-        unavailable(f"no Docker engine reachable: {exc}")
+        error = f"{type(exc).__name__}: {exc}"
+    if client is None or error:
+        unavailable(f"no Docker engine reachable at {host}: {error}")
     yield client
     client.close()
 
 
 @pytest.fixture(scope="session")
-def build_context(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+def build_context(tmp_path_factory: pytest.TempPathFactory, busybox_binary: Path) -> Callable[[str], Path]:
     """Factory: a fresh build context with fixtures/images/<name> and ./busybox."""
 
     def make(name: str) -> Path:
@@ -128,7 +140,7 @@ def build_context(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], P
             raise ValueError(f"no fixture image {name!r}: {src}/Dockerfile missing")
         ctx = tmp_path_factory.mktemp(f"ctx-{name}") / name
         shutil.copytree(src, ctx)
-        shutil.copy2(find_busybox(), ctx / "busybox")
+        shutil.copy2(busybox_binary, ctx / "busybox")
         (ctx / "busybox").chmod(0o755)
         return ctx
 
@@ -191,9 +203,7 @@ def find_buildkit_cli() -> tuple[str, bool]:
         major = _cli_major(cli)
         if major is not None and major < 23:
             return cli, False
-    unavailable(
-        f"no BuildKit-capable docker CLI: no 'docker buildx' and no CLI older than 23.0 among {clis}"
-    )
+    unavailable(f"no BuildKit-capable docker CLI: no 'docker buildx' and no CLI older than 23.0 among {clis}")
 
 
 @pytest.fixture(scope="session")
