@@ -129,7 +129,7 @@ def layer_blobs(path: str) -> list[Blob]:
         raise ArchiveError("neither manifest.json nor index.json in the archive")
     if len(names) != len(diff_ids):
         raise ArchiveError(f"{len(names)} layers but {len(diff_ids)} diff_ids")
-    return [_located(members, n, c, d) for n, c, d in zip(names, compressed, diff_ids)]
+    return [_located(members, n, c, d) for n, c, d in zip(names, compressed, diff_ids, strict=True)]
 
 
 class Region:
@@ -235,8 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     kinds = sorted({r.compression for r in results})
     stored = sum(r.blob.size for r in results)
     plain = sum(r.uncompressed for r in results)
-    print(f"{len(blobs)} layers ({len(results)} distinct, {'/'.join(kinds)}): {stored} bytes stored, "
-          f"{plain} uncompressed, {'OK' if not errors else f'{len(errors)} MISMATCHES'}")
+    print(
+        f"{len(blobs)} layers ({len(results)} distinct, {'/'.join(kinds)}): {stored} bytes stored, "
+        f"{plain} uncompressed, {'OK' if not errors else f'{len(errors)} MISMATCHES'}"
+    )
     return 1 if errors else 0
 
 

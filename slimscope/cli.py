@@ -42,8 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", metavar="FILE", help="write the JSON document to FILE ('-' for stdout)")
     parser.add_argument("--summary", action="store_true", help="print the text summary")
     parser.add_argument("--image", dest="select", metavar="TAG", help="which image of a multi-image archive")
-    parser.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
-                        help="which platform of a multi-platform index (default: the host's)")
+    parser.add_argument(
+        "--platform",
+        metavar="OS/ARCH[/VARIANT]",
+        help="which platform of a multi-platform index (default: the host's)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     parser.add_argument("--version", action="version", version=f"slimscope {__version__}")
@@ -152,10 +155,17 @@ def _progress(enabled: bool):
         yield Progress()
         return
     from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress as Bar, TextColumn, TransferSpeedColumn
+    from rich.progress import BarColumn, DownloadColumn, TextColumn, TransferSpeedColumn
+    from rich.progress import Progress as Bar
 
-    bar = Bar(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-              console=Console(stderr=True), transient=True)
+    bar = Bar(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
     state: dict[str, int] = {}
     lock = threading.Lock()
 
@@ -178,7 +188,7 @@ def _signals_as_interrupts():
         yield
         return
 
-    def handler(signum, frame):  # noqa: ARG001
+    def handler(signum, frame):
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, handler)

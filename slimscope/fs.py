@@ -12,7 +12,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from slimscope.image.layer import DIR, FILE, HARDLINK, OPAQUE, OTHER_WH, SYMLINK, WHITEOUT, Entry, LayerEntries
+from slimscope.image.layer import (
+    DIR,
+    FILE,
+    HARDLINK,
+    OPAQUE,
+    OTHER_WH,
+    SYMLINK,
+    WHITEOUT,
+    Entry,
+    LayerEntries,
+)
 
 SHIFT = 32
 MASK = (1 << SHIFT) - 1
@@ -24,8 +34,20 @@ MODIFIED = 2  # content, type or link target changed
 META = 3  # same content, stored again (metadata changed, or not at all)
 UNCHANGED = 4  # a directory listed again with the same mode and owner
 IGNORED = 5  # whiteouts and AUFS metadata: they change nothing themselves
-CHANGE_NAMES = {ADDED: "added", MODIFIED: "modified", META: "metadata_only", UNCHANGED: "unchanged",
-                IGNORED: "whiteout"}
+# Why a member's bytes stopped being visible (`Filesystem.hidden_by`).
+OVERWRITTEN = 0  # a later member at the same path has other content or type
+RESTORED = 1  # a later member stored the same content again (chmod, chown, touch)
+DELETED = 2  # a whiteout removed it (or a directory above it)
+OPAQUE_HIDDEN = 3  # an opaque directory hid it
+HIDDEN_NAMES = ("overwritten", "stored again", "deleted", "hidden by opaque directory")
+
+CHANGE_NAMES = {
+    ADDED: "added",
+    MODIFIED: "modified",
+    META: "metadata_only",
+    UNCHANGED: "unchanged",
+    IGNORED: "whiteout",
+}
 
 
 def make_ref(layer: int, index: int) -> int:
@@ -70,7 +92,8 @@ class LayerChanges:
     modified: Tally = field(default_factory=Tally)
     metadata_only: Tally = field(default_factory=Tally)
     deleted: Tally = field(default_factory=Tally)
-    removals: list[tuple[bytes, int, int]] = field(default_factory=list)  # (path, paths removed, bytes)
+    # (path, paths removed, file bytes removed, what: "file", "dir" or "opaque")
+    removals: list[tuple[bytes, int, int, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -92,6 +115,8 @@ class Filesystem:
         self.root = Dir(IMPLIED)
         self._dirs: dict[bytes, Dir] = {b"": self.root}
         self.inode: dict[int, int] = {}  # hard link ref -> ref of the regular file whose data it shares
+        # ref -> (layer << 2 | reason) for members that a later layer replaced or removed
+        self.hidden_by: dict[int, int] = {}
         self.changes: list[LayerChanges] = []
         self.problems: list[str] = []
         for index in range(len(self.layers)):
@@ -110,6 +135,47 @@ class Filesystem:
         parent, _, name = path.rpartition(b"/")
         directory = self._dirs.get(parent)
         return None if directory is None else directory.children.get(name)
+
+    def resolve(self, path: bytes, follow_last: bool = True) -> tuple[bytes, int | Dir] | None:
+        """Find a path the way the kernel would, following symlinks (absolute ones from the image root).
+
+        Returns the canonical path and its node, or None when it does not resolve (missing, or more
+        than 40 links: a loop).
+        """
+        parts = [p for p in path.split(b"/") if p and p != b"."]
+        resolved: list[bytes] = []
+        node: int | Dir = self.root
+        hops = 0
+        while parts:
+            name = parts.pop(0)
+            if name == b"..":
+                if resolved:
+                    resolved.pop()
+                node = self._dirs.get(b"/".join(resolved), self.root)
+                continue
+            if type(node) is not Dir:
+                return None
+            child = node.children.get(name)
+            if child is None:
+                return None
+            if type(child) is not Dir and (parts or follow_last):
+                layer, index = child >> SHIFT, child & MASK
+                entries = self.layers[layer]
+                if entries.kinds[index] == SYMLINK:
+                    hops += 1
+                    if hops > 40:
+                        return None
+                    target = entries.links.get(index, b"")
+                    if target.startswith(b"/"):
+                        resolved = []
+                        node = self.root
+                    else:
+                        node = self._dirs.get(b"/".join(resolved), self.root)
+                    parts = [p for p in target.split(b"/") if p and p != b"."] + parts
+                    continue
+            resolved.append(name)
+            node = child
+        return b"/".join(resolved), node
 
     def data_ref(self, ref: int) -> int:
         """The ref of the regular file holding a member's bytes (itself, or a hard link's target)."""
@@ -193,6 +259,8 @@ class Filesystem:
                 node = Dir(ref)
                 parent.children[name] = node
                 dirs[path] = node
+                if old is not None:
+                    self.hidden_by[old] = layer << 2 | OVERWRITTEN
                 if old is None:
                     codes[index] = ADDED
                     changes.added.add(1, 0)
@@ -207,15 +275,17 @@ class Filesystem:
                 codes[index] = ADDED
                 changes.added.add(1, size)
             elif type(old) is Dir:
-                self._forget_dirs(path, old)
+                self._removed(path, old, layer, OVERWRITTEN)
                 codes[index] = MODIFIED
                 changes.modified.add(1, size)
             elif self._same_content(old, ref):
                 codes[index] = META
                 changes.metadata_only.add(1, size)
+                self.hidden_by[old] = layer << 2 | RESTORED
             else:
                 codes[index] = MODIFIED
                 changes.modified.add(1, size)
+                self.hidden_by[old] = layer << 2 | OVERWRITTEN
             parent.children[name] = ref
 
     def _relist_dir(self, node: Dir, ref: int, changes: LayerChanges, index: int) -> int:
@@ -243,7 +313,10 @@ class Filesystem:
         if kind != b.kinds[ni]:
             return False
         if kind == FILE:
-            return a.sizes[oi] == b.sizes[ni] and a.digests[oi * 32 : oi * 32 + 32] == b.digests[ni * 32 : ni * 32 + 32]
+            return (
+                a.sizes[oi] == b.sizes[ni]
+                and a.digests[oi * 32 : oi * 32 + 32] == b.digests[ni * 32 : ni * 32 + 32]
+            )
         if kind in (SYMLINK, HARDLINK):
             return a.links.get(oi) == b.links.get(ni)
         return True
@@ -253,8 +326,10 @@ class Filesystem:
         node = self.lookup(target)
         if node is None or type(node) is Dir:
             what = "a directory" if node is not None else "a missing file"
-            self.problems.append(f"layer {layer}: hard link {_show(self.layers[layer].paths[index])} "
-                                 f"points to {what} {_show(target)}")
+            self.problems.append(
+                f"layer {layer}: hard link {_show(self.layers[layer].paths[index])} "
+                f"points to {what} {_show(target)}"
+            )
             return
         data = self.inode.get(node, node)
         dl, di = data >> SHIFT, data & MASK
@@ -271,8 +346,10 @@ class Filesystem:
         if type(old) is Dir:
             return old
         if old is not None:
-            self.problems.append(f"layer {layer}: {_show(path)} is not a directory in lower layers "
-                                 "but has members below it")
+            self.hidden_by[old] = layer << 2 | OVERWRITTEN
+            self.problems.append(
+                f"layer {layer}: {_show(path)} is not a directory in lower layers but has members below it"
+            )
         node = Dir(IMPLIED)
         parent.children[name] = node
         self._dirs[path] = node
@@ -292,33 +369,42 @@ class Filesystem:
                     continue
                 parent_path, _, name = path.rpartition(b"/")
                 parent = self._dirs.get(parent_path)
-                node = parent.children.pop(name, None) if parent is not None else None
+                if parent is None:  # as moby does, a whiteout creates its parent directories
+                    parent = self._make_parents(parent_path, layer)
+                node = parent.children.pop(name, None)
                 if node is None:
                     continue
-                count, size = self._removed(path, node)
+                what = "dir" if type(node) is Dir else "file"
+                count, size = self._removed(path, node, layer, DELETED)
             elif kind == OPAQUE:
                 directory = self._dirs.get(path)
                 if directory is None:
+                    if path:
+                        self._make_parents(path, layer)
                     continue
                 count = size = 0
                 prefix = path + b"/" if path else b""
                 for name, node in directory.children.items():
-                    c, s = self._removed(prefix + name, node)
+                    c, s = self._removed(prefix + name, node, layer, OPAQUE_HIDDEN)
                     count += c
                     size += s
                 directory.children = {}
+                what = "opaque"
                 if not count:
                     continue
             else:
                 continue
             changes.deleted.add(count, size)
-            changes.removals.append((path, count, size))
+            changes.removals.append((path, count, size, what))
 
-    def _removed(self, path: bytes, node: int | Dir) -> tuple[int, int]:
-        """Count the paths and file bytes under a removed node, dropping its directories from the index."""
+    def _removed(self, path: bytes, node: int | Dir, layer: int, reason: int) -> tuple[int, int]:
+        """Count the paths and file bytes under a removed node; drop its directories from the index."""
+        mark = layer << 2 | reason
+        hidden = self.hidden_by
         if type(node) is not Dir:
-            layer, index = node >> SHIFT, node & MASK
-            entries = self.layers[layer]
+            hidden[node] = mark
+            entries = self.layers[node >> SHIFT]
+            index = node & MASK
             return 1, entries.sizes[index] if entries.kinds[index] == FILE else 0
         count, size = 1, 0
         self._dirs.pop(path, None)
@@ -332,15 +418,12 @@ class Filesystem:
                     self._dirs.pop(child_path, None)
                     stack.append((child_path, child))
                 else:
-                    layer, index = child >> SHIFT, child & MASK
-                    entries = self.layers[layer]
+                    hidden[child] = mark
+                    entries = self.layers[child >> SHIFT]
+                    index = child & MASK
                     if entries.kinds[index] == FILE:
                         size += entries.sizes[index]
         return count, size
-
-    def _forget_dirs(self, path: bytes, node: Dir) -> None:
-        """Drop a replaced directory subtree from the index."""
-        self._removed(path, node)
 
 
 def _show(path: bytes) -> str:

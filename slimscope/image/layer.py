@@ -23,7 +23,18 @@ WHITEOUT = 7  # `.wh.NAME`: path is NAME, removed from lower layers
 OPAQUE = 8  # `DIR/.wh..wh..opq`: path is DIR, whose lower contents are hidden
 OTHER_WH = 9  # other `.wh..wh.*` AUFS metadata: counted, otherwise ignored
 
-KIND_NAMES = ("file", "dir", "symlink", "hardlink", "char", "block", "fifo", "whiteout", "opaque", "aufs-meta")
+KIND_NAMES = (
+    "file",
+    "dir",
+    "symlink",
+    "hardlink",
+    "char",
+    "block",
+    "fifo",
+    "whiteout",
+    "opaque",
+    "aufs-meta",
+)
 NO_DIGEST = bytes(32)
 
 
@@ -65,6 +76,7 @@ class LayerEntries:
     mtimes: array = field(default_factory=lambda: array("q"))
     digests: bytearray = field(default_factory=bytearray)  # 32 bytes per member, zeros if none
     links: dict[int, bytes] = field(default_factory=dict)  # symlink / hard link targets by index
+    captured: dict[int, bytes] = field(default_factory=dict)  # contents of small files worth reading
     problems: list[str] = field(default_factory=list)  # oddities found while reading (not fatal)
     size_bytes: int = 0  # sum of regular file sizes (hard links count 0)
 

@@ -75,9 +75,19 @@ def parse_json(data: bytes, what: str) -> Any:
 def host_platform() -> str:
     """The host's platform as os/arch[/variant] in OCI terms."""
     machine = _platform.machine().lower()
-    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "i386": "386",
-            "i686": "386", "armv7l": "arm/v7", "armv6l": "arm/v6", "ppc64le": "ppc64le", "s390x": "s390x",
-            "riscv64": "riscv64"}.get(machine, machine)
+    arch = {
+        "x86_64": "amd64",
+        "amd64": "amd64",
+        "aarch64": "arm64",
+        "arm64": "arm64",
+        "i386": "386",
+        "i686": "386",
+        "armv7l": "arm/v7",
+        "armv6l": "arm/v6",
+        "ppc64le": "ppc64le",
+        "s390x": "s390x",
+        "riscv64": "riscv64",
+    }.get(machine, machine)
     return "linux/" + arch
 
 
@@ -122,9 +132,7 @@ def _descriptor(obj: Any, what: str) -> tuple[str, str | None, int | None]:
     return obj["digest"], obj.get("mediaType"), size if isinstance(size, int) else None
 
 
-def from_docker_manifest(
-    manifest: Any, get: Callable[[str], bytes | None], tag: str | None
-) -> Recipe:
+def from_docker_manifest(manifest: Any, get: Callable[[str], bytes | None], tag: str | None) -> Recipe:
     """Resolve a `docker save` manifest.json (legacy or Docker 25+) to a Recipe."""
     if not isinstance(manifest, list) or not manifest or not all(isinstance(m, dict) for m in manifest):
         raise FormatError("manifest.json is not a list of images")
@@ -143,7 +151,9 @@ def from_docker_manifest(
     config = parse_json(config_bytes, "image config")
     diff_ids = _diff_ids(config)
     if len(diff_ids) != len(layers):
-        raise FormatError(f"manifest.json lists {len(layers)} layers but the config has {len(diff_ids)} diff_ids")
+        raise FormatError(
+            f"manifest.json lists {len(layers)} layers but the config has {len(diff_ids)} diff_ids"
+        )
     refs = []
     for name, diff_id in zip(layers, diff_ids):
         if not isinstance(name, str):
@@ -174,12 +184,14 @@ def _choose_docker_image(manifest: list[dict[str, Any]], tag: str | None) -> dic
 
 def _same_tag(wanted: str, tag: str) -> bool:
     """`app` matches `app:latest`; `docker.io/library/app:1` matches `app:1`."""
+
     def norm(t: str) -> str:
         if ":" not in t.rsplit("/", 1)[-1]:
             t += ":latest"
         for prefix in ("docker.io/library/", "docker.io/"):
             t = t.removeprefix(prefix)
         return t
+
     return norm(wanted) == norm(tag)
 
 
@@ -192,11 +204,17 @@ def from_oci_index(
     manifests = index["manifests"]
     if tag is not None:
         named = [
-            m for m in manifests
+            m
+            for m in manifests
             if isinstance(m, dict)
-            and any(_same_tag(tag, str(n)) or n == tag
-                    for n in ((m.get("annotations") or {}).get(REF_NAME),
-                              (m.get("annotations") or {}).get(DOCKER_REF_NAME)) if n)
+            and any(
+                _same_tag(tag, str(n)) or n == tag
+                for n in (
+                    (m.get("annotations") or {}).get(REF_NAME),
+                    (m.get("annotations") or {}).get(DOCKER_REF_NAME),
+                )
+                if n
+            )
         ]
         if not named:
             raise SlimscopeError(f"no image named {tag!r} in the OCI layout")
@@ -212,7 +230,9 @@ def from_oci_index(
         data = _get_verified(get, digest, "manifest")
         doc = parse_json(data, f"manifest {digest}")
         media_type = media_type or (doc.get("mediaType") if isinstance(doc, dict) else None)
-        if isinstance(doc, dict) and (media_type in INDEX_TYPES or "manifests" in doc and "layers" not in doc):
+        if isinstance(doc, dict) and (
+            media_type in INDEX_TYPES or ("manifests" in doc and "layers" not in doc)
+        ):
             if not isinstance(doc.get("manifests"), list):
                 raise FormatError(f"image index {digest} has no manifests list")
             manifests = doc["manifests"]
@@ -221,8 +241,12 @@ def from_oci_index(
 
 
 def _choose_manifest(manifests: list[Any], wanted: str, explicit: bool) -> dict[str, Any]:
-    usable = [m for m in manifests if isinstance(m, dict) and
-              (m.get("annotations") or {}).get("vnd.docker.reference.type") != "attestation-manifest"]
+    usable = [
+        m
+        for m in manifests
+        if isinstance(m, dict)
+        and (m.get("annotations") or {}).get("vnd.docker.reference.type") != "attestation-manifest"
+    ]
     if not usable:
         raise FormatError("the image index lists no manifests")
     with_platform = [m for m in usable if isinstance(m.get("platform"), dict)]
@@ -253,10 +277,22 @@ def _from_oci_manifest(doc: Any, digest: str, get: Callable[[str], bytes | None]
         layer_digest, media_type, size = _descriptor(layer, f"layer {i}")
         if media_type is not None and media_type not in LAYER_TYPES:
             raise FormatError(f"layer {i} has an unknown media type {media_type!r}")
-        refs.append(LayerRef(blob=blob_name(layer_digest), digest=layer_digest, diff_id=diff_id,
-                             media_type=media_type, size=size))
-    return Recipe(config=config, config_digest=config_digest, layers=refs,
-                  tags=[tag] if tag else [], manifest_digest=digest)
+        refs.append(
+            LayerRef(
+                blob=blob_name(layer_digest),
+                digest=layer_digest,
+                diff_id=diff_id,
+                media_type=media_type,
+                size=size,
+            )
+        )
+    return Recipe(
+        config=config,
+        config_digest=config_digest,
+        layers=refs,
+        tags=[tag] if tag else [],
+        manifest_digest=digest,
+    )
 
 
 def _get_verified(get: Callable[[str], bytes | None], digest: str, what: str) -> bytes:

@@ -11,6 +11,7 @@ records, PAX sparse names and sizes). The tests compare it with `tarfile` on the
 from __future__ import annotations
 
 import posixpath
+import re
 from hashlib import sha256
 
 from slimscope.errors import FormatError
@@ -35,7 +36,14 @@ EMPTY_SHA256 = sha256().digest()
 MAX_EXTENDED_HEADER = 16 << 20  # a PAX/long-name record larger than this is hostile, not a name
 
 # Members whose data area is empty whatever their size field says (as in Go's archive/tar).
-_HEADER_ONLY = {ord("1"): HARDLINK, ord("2"): SYMLINK, ord("3"): CHAR, ord("4"): BLOCK, ord("5"): DIR, ord("6"): FIFO}
+_HEADER_ONLY = {
+    ord("1"): HARDLINK,
+    ord("2"): SYMLINK,
+    ord("3"): CHAR,
+    ord("4"): BLOCK,
+    ord("5"): DIR,
+    ord("6"): FIFO,
+}
 _EXTENDED = frozenset(b"xgLK")
 _REGULAR = frozenset(b"07\x00")
 _SPARSE = ord("S")
@@ -54,6 +62,19 @@ def _number(field: bytes) -> int:
         return value
     text = field.split(b"\0", 1)[0].strip()
     return int(text, 8) if text else 0
+
+
+def header_checksum_ok(block: bytes) -> bool:
+    """Whether a 512-byte tar header carries a valid checksum (unsigned, or signed as old writers did)."""
+    try:
+        stored = _number(block[148:156])
+    except ValueError:
+        return False
+    computed = 256 + sum(block[:148]) + sum(block[156:])
+    if stored == computed:
+        return True
+    high = sum(1 for b in block[:148] if b > 127) + sum(1 for b in block[156:] if b > 127)
+    return stored == computed - 256 * high
 
 
 def normalize(path: bytes) -> bytes:
@@ -92,11 +113,33 @@ def _parse_pax(data: bytes) -> dict[bytes, bytes]:
     return records
 
 
-class TarStream:
-    """Feed layer tar bytes in; member metadata and content digests land in `entries`."""
+# Small files whose contents the analyses read: package databases, manifests, system config.
+CAPTURE = re.compile(
+    rb"(?:var/lib/dpkg/status|var/lib/dpkg/status\.d/[^/]+|var/lib/dpkg/info/[^/]+\.list"
+    rb"|lib/apk/db/installed|(?:usr/)?lib/os-release|etc/os-release|etc/passwd|etc/group"
+    rb"|etc/ld\.so\.conf|etc/ld\.so\.conf\.d/[^/]+"
+    rb"|.*\.dist-info/(?:RECORD|METADATA)|.*\.egg-info/PKG-INFO|(?:.*/)?package\.json)"
+)
+CAPTURE_LIMIT = 8 << 20
 
-    def __init__(self, entries: LayerEntries | None = None) -> None:
+
+class TarStream:
+    """Feed layer tar bytes in; member metadata and content digests land in `entries`.
+
+    Regular files whose path fully matches `capture` (and that are at most `capture_limit` bytes) are
+    also kept whole in `entries.captured`, for the package and config readers.
+    """
+
+    def __init__(
+        self,
+        entries: LayerEntries | None = None,
+        capture: re.Pattern[bytes] | None = CAPTURE,
+        capture_limit: int = CAPTURE_LIMIT,
+    ) -> None:
         self.entries = entries if entries is not None else LayerEntries()
+        self._capture = capture
+        self._capture_limit = capture_limit
+        self._keep: bytearray | None = None  # contents of the current member, when captured
         self.ended = False
         self._pending = bytearray()  # a partial 512-byte block
         self._data_left = 0  # bytes of member data still to come
@@ -123,6 +166,8 @@ class TarStream:
                 take = min(self._data_left, size - pos)
                 if self._hash is not None:
                     self._hash.update(view[pos : pos + take])
+                    if self._keep is not None:
+                        self._keep += view[pos : pos + take]
                 elif self._ext is not None:
                     self._ext += view[pos : pos + take]
                 self._data_left -= take
@@ -173,19 +218,10 @@ class TarStream:
             self.ended = True
             return
         entries = self.entries
-        try:
-            stored = _number(block[148:156])
-        except ValueError:
-            stored = -1
-        computed = 256 + sum(block[:148]) + sum(block[156:])
-        if stored != computed:
-            # Some old writers summed signed chars.
-            high = sum(1 for b in block[:148] if b > 127) + sum(1 for b in block[156:] if b > 127)
-            signed = computed - 256 * high
-            if stored != signed:
-                if not entries.paths:
-                    raise FormatError("not a tar archive (bad header checksum)")
-                raise FormatError(f"corrupt tar header after member {len(entries.paths)}")
+        if not header_checksum_ok(block):
+            if not entries.paths:
+                raise FormatError("not a tar archive (bad header checksum)")
+            raise FormatError(f"corrupt tar header after member {len(entries.paths)}")
         typeflag = block[156]
         try:
             size = _number(block[124:136])
@@ -296,6 +332,16 @@ class TarStream:
 
         self._ext = None
         self._hash = sha256() if kind == FILE and size else None
+        if (
+            kind == FILE
+            and self._capture is not None
+            and size <= self._capture_limit
+            and self._capture.fullmatch(path)
+        ):
+            if size:
+                self._keep = bytearray()
+            else:
+                entries.captured[index] = b""
         self._index = index
         self._data_left = size if has_data else 0
         self._skip = -size % BLOCK_SIZE if has_data else 0
@@ -315,6 +361,9 @@ class TarStream:
             i = self._index * 32
             self.entries.digests[i : i + 32] = self._hash.digest()
             self._hash = None
+            if self._keep is not None:
+                self.entries.captured[self._index] = bytes(self._keep)
+                self._keep = None
         elif self._ext is not None:
             data = bytes(self._ext)
             self._ext = None

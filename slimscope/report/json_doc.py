@@ -49,24 +49,26 @@ def document(analysis: Analysis) -> dict[str, Any]:
     layers = []
     for layer, changes in zip(image.layers, analysis.fs.changes):
         hist = analysis.history_of(layer)
-        layers.append({
-            "index": layer.index,
-            "diff_id": layer.diff_id,
-            "digest": layer.digest,
-            "media_type": layer.media_type,
-            "compression": layer.compression,
-            "compressed_bytes": layer.compressed_bytes,
-            "size_bytes": layer.size_bytes,
-            "entries": len(layer.entries),
-            "history_index": layer.history_index,
-            "created_by": hist.created_by if hist else None,
-            "instruction": hist.instruction if hist else None,
-            "arguments": hist.arguments if hist else None,
-            "added": _tally(changes.added),
-            "modified": _tally(changes.modified),
-            "metadata_only": _tally(changes.metadata_only),
-            "deleted": _tally(changes.deleted),
-        })
+        layers.append(
+            {
+                "index": layer.index,
+                "diff_id": layer.diff_id,
+                "digest": layer.digest,
+                "media_type": layer.media_type,
+                "compression": layer.compression,
+                "compressed_bytes": layer.compressed_bytes,
+                "size_bytes": layer.size_bytes,
+                "entries": len(layer.entries),
+                "history_index": layer.history_index,
+                "created_by": hist.created_by if hist else None,
+                "instruction": hist.instruction if hist else None,
+                "arguments": hist.arguments if hist else None,
+                "added": _tally(changes.added),
+                "modified": _tally(changes.modified),
+                "metadata_only": _tally(changes.metadata_only),
+                "deleted": _tally(changes.deleted),
+            }
+        )
     history = [
         {
             "created_by": h.created_by,

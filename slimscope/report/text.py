@@ -40,8 +40,10 @@ def render(analysis: Analysis, console: Console) -> None:
         f"{stats.symlinks:,} symlinks\n"
     )
     if total_layers > stats.bytes:
-        head.append(f"{human(total_layers - stats.bytes)} of layer bytes are not visible in the final filesystem "
-                    "(overwritten or deleted by later layers)\n")
+        head.append(
+            f"{human(total_layers - stats.bytes)} of layer bytes are not visible in the final filesystem "
+            "(overwritten or deleted by later layers)\n"
+        )
     run = config["entrypoint"] or []
     run = run + (config["cmd"] or [])
     if run:

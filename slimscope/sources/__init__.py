@@ -152,10 +152,14 @@ def _inside(root: str, name: str) -> str:
 
 def _verified_layer(index: int, ref: Any, scan: LayerScan) -> Layer:
     if ref.digest and scan.digest != ref.digest:
-        raise DigestMismatch(f"layer {index}: blob sha256 is {scan.digest} but the manifest says {ref.digest}")
+        raise DigestMismatch(
+            f"layer {index}: blob sha256 is {scan.digest} but the manifest says {ref.digest}"
+        )
     if ref.diff_id and scan.diff_id != ref.diff_id:
-        raise DigestMismatch(f"layer {index} ({ref.digest or ref.blob}): uncompressed sha256 is {scan.diff_id} "
-                             f"but the config says {ref.diff_id}")
+        raise DigestMismatch(
+            f"layer {index} ({ref.digest or ref.blob}): uncompressed sha256 is {scan.diff_id} "
+            f"but the config says {ref.diff_id}"
+        )
     return Layer(
         index=index,
         diff_id=scan.diff_id,
@@ -170,8 +174,9 @@ def _verified_layer(index: int, ref: Any, scan: LayerScan) -> Layer:
 def _image(spec: SourceSpec, source: str, recipe: Recipe, layers: list[Layer]) -> Image:
     config = recipe.config
     history_raw = config.get("history")
-    entries, layer_history, problems = map_history(history_raw if isinstance(history_raw, list) else [],
-                                                   len(layers))
+    entries, layer_history, problems = map_history(
+        history_raw if isinstance(history_raw, list) else [], len(layers)
+    )
     for layer, hist in zip(layers, layer_history):
         layer.history_index = hist
     created = config.get("created")

@@ -8,14 +8,23 @@ layer while it streams (the manifest, which says which blobs are layers, often c
 from __future__ import annotations
 
 import posixpath
-import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
 from slimscope.errors import FormatError
 from slimscope.image.blobs import READ_SIZE, LayerScan, scan_layer
 from slimscope.image.manifest import MAX_JSON
+from slimscope.image.tarstream import BLOCK_SIZE, ZERO_BLOCK, _number, _parse_pax, header_checksum_ok
+
+SYMTYPE, LNKTYPE = ord("2"), ord("1")
+
+
+class TruncatedArchive(FormatError):
+    """The outer archive ends too early; fatal even inside a blob nobody may need."""
+
+
+REGULAR = frozenset(b"07\0")
 
 _DOC_NAMES = {"manifest.json", "index.json", "oci-layout", "repositories"}
 
@@ -74,6 +83,164 @@ def _is_doc_name(name: str) -> bool:
     return name in _DOC_NAMES or base.endswith(".json") or base in ("json", "VERSION")
 
 
+class _Member:
+    """One member of the outer archive, read front to back."""
+
+    __slots__ = ("kind", "link", "name", "size")
+
+    def __init__(self, name: str, kind: int, size: int, link: str) -> None:
+        self.name, self.kind, self.size, self.link = name, kind, size, link
+
+
+def _iter_members(stream: IO[bytes]) -> Iterator[tuple[_Member, Callable[[int], bytes]]]:
+    """The members of a (possibly gzip-compressed) tar stream, each with a reader for its data.
+
+    Written by hand instead of with `tarfile` because tarfile's stream mode stops silently on a
+    truncated archive; here a stream that ends before the end-of-archive marker is an error.
+    A member's data must be read (or not) before the next member is asked for.
+    """
+    head = _peek(stream, 4)
+    if head[0].startswith(b"\x1f\x8b"):
+        import gzip
+
+        stream = gzip.GzipFile(fileobj=head[1], mode="rb")  # type: ignore[assignment]
+    else:
+        stream = head[1]  # type: ignore[assignment]
+    pax_global: dict[bytes, bytes] = {}
+    pax: dict[bytes, bytes] = {}
+    long_name: bytes | None = None
+    long_link: bytes | None = None
+    first = True
+    while True:
+        block = _read_full(stream, BLOCK_SIZE)
+        if len(block) < BLOCK_SIZE:
+            if first and not block:
+                raise FormatError("not an image archive (empty file)")
+            raise TruncatedArchive("the archive is truncated (it ends without an end-of-archive marker)")
+        if block == ZERO_BLOCK:
+            return
+        if not header_checksum_ok(block):
+            raise FormatError(
+                "not an image archive (not a tar file)"
+                if first
+                else "the archive is corrupt (bad tar header)"
+            )
+        first = False
+        typeflag = block[156]
+        size = _number(block[124:136])
+        if typeflag in b"xgLK":
+            if size > MAX_JSON:
+                raise FormatError("the archive has an oversized tar extended header")
+            data = _read_full(stream, size)
+            _read_full(stream, -size % BLOCK_SIZE)
+            if len(data) < size:
+                raise TruncatedArchive("the archive is truncated")
+            if typeflag == ord("x"):
+                pax = _parse_pax(data)
+            elif typeflag == ord("g"):
+                pax_global = pax_global | _parse_pax(data)
+            elif typeflag == ord("L"):
+                long_name = data.split(b"\0", 1)[0]
+            else:
+                long_link = data.split(b"\0", 1)[0]
+            continue
+        fields = pax_global | pax
+        name = long_name if long_name is not None else block[0:100].split(b"\0", 1)[0]
+        if long_name is None and block[257:263] == b"ustar\0":
+            prefix = block[345:500].split(b"\0", 1)[0]
+            if prefix:
+                name = prefix + b"/" + name
+        link = long_link if long_link is not None else block[157:257].split(b"\0", 1)[0]
+        name = fields.get(b"path", name)
+        link = fields.get(b"linkpath", link)
+        if b"size" in fields:
+            size = int(fields[b"size"])
+        pax, long_name, long_link = {}, None, None
+        has_data = typeflag not in b"123456"
+        remaining = size if has_data else 0
+        member = _Member(
+            _norm(name.decode("utf-8", "surrogateescape")),
+            typeflag,
+            remaining,
+            link.decode("utf-8", "surrogateescape"),
+        )
+
+        reader = _MemberReader(stream, remaining)
+        yield member, reader.read
+        reader.finish()
+
+
+class _MemberReader:
+    """Reads one member's data from the outer stream; `finish` skips what is left and the padding."""
+
+    def __init__(self, stream: IO[bytes], size: int) -> None:
+        self.stream = stream
+        self.left = size
+        self.padding = -size % BLOCK_SIZE
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0 or n > self.left:
+            n = self.left
+        if not n:
+            return b""
+        chunk = _read_full(self.stream, n)
+        self.left -= len(chunk)
+        if len(chunk) < n:
+            raise TruncatedArchive("the archive is truncated")
+        return chunk
+
+    def finish(self) -> None:
+        while self.left:
+            self.read(min(self.left, 1 << 20))
+        if len(_read_full(self.stream, self.padding)) < self.padding:
+            raise TruncatedArchive("the archive is truncated")
+
+
+def _read_full(stream: IO[bytes], n: int) -> bytes:
+    """Read exactly n bytes unless the stream ends first."""
+    if n <= 0:
+        return b""
+    data = stream.read(n)
+    if len(data) == n or not data:
+        return data
+    parts = [data]
+    got = len(data)
+    while got < n:
+        more = stream.read(n - got)
+        if not more:
+            break
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
+
+
+class _Prefixed:
+    """A stream with some bytes already read put back in front."""
+
+    def __init__(self, prefix: bytes, stream: IO[bytes]) -> None:
+        self.prefix = prefix
+        self.stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        if self.prefix:
+            if n < 0:
+                data, self.prefix = self.prefix + self.stream.read(), b""
+                return data
+            data, self.prefix = self.prefix[:n], self.prefix[n:]
+            if len(data) < n:
+                data += self.stream.read(n - len(data))
+            return data
+        return self.stream.read(n)
+
+
+def _peek(stream: IO[bytes], n: int) -> tuple[bytes, IO[bytes]]:
+    head = _read_full(stream, n)
+    return head, _Prefixed(head, stream)  # type: ignore[return-value]
+
+
 def read_archive(
     fileobj: IO[bytes],
     *,
@@ -83,50 +250,45 @@ def read_archive(
     """Read every member of an image archive stream once."""
     contents = ArchiveContents()
     try:
-        outer = tarfile.open(fileobj=fileobj, mode="r|*")
-    except tarfile.TarError as exc:
-        raise FormatError(f"not an image archive ({_tar_reason(exc)})") from None
-    try:
-        for member in outer:
-            name = _norm(member.name)
-            if member.issym():
-                contents.aliases[name] = _norm(posixpath.normpath(posixpath.join(posixpath.dirname(name),
-                                                                                 member.linkname)))
+        for member, read in _iter_members(fileobj):
+            name = member.name
+            if member.kind == SYMTYPE:
+                contents.aliases[name] = _norm(
+                    posixpath.normpath(posixpath.join(posixpath.dirname(name), member.link))
+                )
                 continue
-            if member.islnk():
-                contents.aliases[name] = _norm(member.linkname)
+            if member.kind == LNKTYPE:
+                contents.aliases[name] = _norm(member.link)
                 continue
-            if not member.isreg():
+            if member.kind not in REGULAR:
                 continue
-            data = outer.extractfile(member)
-            assert data is not None
-            if _is_doc_name(name):
+            if _is_doc_name(name) or member.size <= 64:
                 if member.size > MAX_JSON:
                     raise FormatError(f"archive member {name} is too large to be a JSON document")
-                contents.docs[name] = _read_exact(data, member.size, name)
+                contents.docs[name] = read(member.size)
                 if progress is not None:
                     progress(member.size)
                 continue
-            head = data.read(min(READ_SIZE, member.size))
+            head = read(min(READ_SIZE, member.size))
             if head[:1] == b"{" and member.size <= MAX_JSON:
-                contents.docs[name] = head + _read_exact(data, member.size - len(head), name)
+                contents.docs[name] = head + read(member.size - len(head))
                 if progress is not None:
                     progress(member.size)
                 continue
             if on_blob is not None:
                 on_blob(name)
             try:
-                scan = scan_layer(data.read, head=head, progress=progress)
+                scan = scan_layer(read, head=head, progress=progress)
             except FormatError as exc:
+                if isinstance(exc, TruncatedArchive):
+                    raise
                 contents.errors[name] = exc
                 continue
-            if scan.raw_size != member.size:
-                raise FormatError("the archive is truncated")
             contents.scans[name] = scan
-    except tarfile.TarError as exc:
-        raise FormatError(f"the archive is truncated or corrupt ({_tar_reason(exc)})") from None
     except (EOFError, OSError) as exc:
         raise FormatError(f"the archive is truncated or corrupt ({exc.__class__.__name__}: {exc})") from None
+    except ValueError as exc:
+        raise FormatError(f"the archive is corrupt ({exc})") from None
     if not contents.docs and not contents.scans and not contents.errors:
         raise FormatError("not an image archive (no members)")
     return contents
@@ -137,8 +299,3 @@ def _read_exact(data: IO[bytes], size: int, name: str) -> bytes:
     if len(chunk) != size:
         raise FormatError(f"the archive is truncated (in {name})")
     return chunk
-
-
-def _tar_reason(exc: Exception) -> str:
-    text = str(exc) or exc.__class__.__name__
-    return text.splitlines()[0][:200]

@@ -21,7 +21,9 @@ class SourceSpec:
         """A short human description, e.g. `docker-archive:app.tar:latest`."""
         if self.kind == "engine":
             return self.location
-        prefix = {"archive": "oci-archive:" if self.force_oci else "docker-archive:", "oci-dir": "oci:"}[self.kind]
+        prefix = {"archive": "oci-archive:" if self.force_oci else "docker-archive:", "oci-dir": "oci:"}[
+            self.kind
+        ]
         return prefix + self.location + (f":{self.tag}" if self.tag else "")
 
 
@@ -29,7 +31,7 @@ def _split_tag(text: str) -> tuple[str, str | None]:
     """`PATH:TAG` -> (PATH, TAG) when PATH exists and TAG is not part of it."""
     if os.path.exists(text):
         return text, None
-    head, sep, tail = text.rpartition(":")
+    head, sep, _ = text.rpartition(":")
     # `app.tar:web:1.0`: the tag itself may hold a colon; try the longest existing path prefix.
     while sep:
         if head and os.path.exists(head):

@@ -108,8 +108,13 @@ def test_all_sources_give_the_same_document(
 
 def test_cli_json_from_the_engine(layers_tag: str, tmp_path: Path) -> None:
     out = tmp_path / "doc.json"
-    proc = subprocess.run([sys.executable, "-m", "slimscope", layers_tag, "--json", str(out)],
-                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, "-m", "slimscope", layers_tag, "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())
     jsonschema.validate(doc, schema())
@@ -120,19 +125,29 @@ def test_cli_json_from_the_engine(layers_tag: str, tmp_path: Path) -> None:
 
 
 def test_cli_errors_from_the_engine(docker_client: Any) -> None:
-    proc = subprocess.run([sys.executable, "-m", "slimscope", "slimscope-test/does-not-exist:nope"],
-                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
-    assert proc.returncode == 2
-    assert proc.stderr == (
-        "slimscope: error: image 'slimscope-test/does-not-exist:nope' was not found in the local Docker engine\n"
+    proc = subprocess.run(
+        [sys.executable, "-m", "slimscope", "slimscope-test/does-not-exist:nope"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
     )
+    assert proc.returncode == 2
+    missing = "slimscope-test/does-not-exist:nope"
+    assert proc.stderr == f"slimscope: error: image '{missing}' was not found in the local Docker engine\n"
     assert proc.stdout == ""
 
 
 def test_engine_down_is_one_line(tmp_path: Path) -> None:
     env = {"DOCKER_HOST": f"unix://{tmp_path}/no.sock", "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run([sys.executable, "-m", "slimscope", "anything:latest"], capture_output=True, text=True,
-                          timeout=120, env=env, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, "-m", "slimscope", "anything:latest"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.returncode == 2
     assert proc.stderr.startswith("slimscope: error: cannot reach the Docker engine")
     assert proc.stderr.count("\n") == 1

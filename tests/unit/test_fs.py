@@ -36,14 +36,19 @@ def paths(fs: Filesystem) -> dict[bytes, str]:
 
 
 def test_file_and_directory_whiteouts_remove_lower_paths() -> None:
-    base = layer(("etc/", "d", None), ("etc/passwd", "f", b"root"), ("opt/app/", "d", None),
-                 ("opt/app/a", "f", b"aaaa"), ("opt/app/sub/b", "f", b"bb"))
+    base = layer(
+        ("etc/", "d", None),
+        ("etc/passwd", "f", b"root"),
+        ("opt/app/", "d", None),
+        ("opt/app/a", "f", b"aaaa"),
+        ("opt/app/sub/b", "f", b"bb"),
+    )
     top = layer(("etc/.wh.passwd", "f", b""), ("opt/.wh.app", "f", b""))
     fs = Filesystem([base, top])
     assert paths(fs) == {b"etc": "d", b"opt": "d"}
     assert fs.changes[1].deleted.count == 1 + 4  # passwd; app, a, sub, sub/b
     assert fs.changes[1].deleted.bytes == 4 + 4 + 2
-    assert fs.changes[1].removals == [(b"etc/passwd", 1, 4), (b"opt/app", 4, 6)]
+    assert fs.changes[1].removals == [(b"etc/passwd", 1, 4, "file"), (b"opt/app", 4, 6, "dir")]
     assert list(fs.changes[1].codes) == [IGNORED, IGNORED]
     assert fs.stats().files == 0
 
@@ -68,10 +73,22 @@ def test_whiteout_then_recreate_in_same_layer() -> None:
 
 
 def test_change_codes() -> None:
-    base = layer(("d/", "d", None, 0o755), ("d/same", "f", b"s"), ("d/chmod", "f", b"c"), ("d/edit", "f", b"e"),
-                 ("d/link", "l", "same"))
-    top = layer(("d/", "d", None, 0o755), ("d/same", "f", b"s"), ("d/chmod", "f", b"c", 0o600),
-                ("d/edit", "f", b"E2"), ("d/link", "l", "edit"), ("d/new", "f", b"n"), ("d2/", "d", None, 0o700))
+    base = layer(
+        ("d/", "d", None, 0o755),
+        ("d/same", "f", b"s"),
+        ("d/chmod", "f", b"c"),
+        ("d/edit", "f", b"e"),
+        ("d/link", "l", "same"),
+    )
+    top = layer(
+        ("d/", "d", None, 0o755),
+        ("d/same", "f", b"s"),
+        ("d/chmod", "f", b"c", 0o600),
+        ("d/edit", "f", b"E2"),
+        ("d/link", "l", "edit"),
+        ("d/new", "f", b"n"),
+        ("d2/", "d", None, 0o700),
+    )
     fs = Filesystem([base, top])
     assert list(fs.changes[1].codes) == [UNCHANGED, META, META, MODIFIED, MODIFIED, ADDED, ADDED]
     c = fs.changes[1]
@@ -114,3 +131,22 @@ def test_file_replaced_by_directory_and_back() -> None:
     assert list(fs.changes[2].codes) == [MODIFIED]
     assert paths(fs) == {b"p": "f"}
     assert fs.lookup(b"p/child") is None
+
+
+def test_resolve_follows_symlinks_and_stops_on_loops() -> None:
+    base = layer(
+        ("usr/lib/x86_64-linux-gnu/libc.so.6", "f", b"elf"),
+        ("lib", "l", "usr/lib"),
+        ("usr/lib/libc-link", "l", "/lib/x86_64-linux-gnu/libc.so.6"),
+        ("loop/a", "l", "b"),
+        ("loop/b", "l", "a"),
+        ("rel/up", "l", "../usr/lib"),
+    )
+    fs = Filesystem([base])
+    found = fs.resolve(b"lib/x86_64-linux-gnu/libc.so.6")
+    assert found is not None and found[0] == b"usr/lib/x86_64-linux-gnu/libc.so.6"
+    assert fs.resolve(b"usr/lib/libc-link")[0] == b"usr/lib/x86_64-linux-gnu/libc.so.6"
+    assert fs.resolve(b"usr/lib/libc-link", follow_last=False)[0] == b"usr/lib/libc-link"
+    assert fs.resolve(b"rel/up/x86_64-linux-gnu/libc.so.6")[0] == b"usr/lib/x86_64-linux-gnu/libc.so.6"
+    assert fs.resolve(b"loop/a") is None
+    assert fs.resolve(b"missing/x") is None

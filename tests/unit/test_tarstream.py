@@ -109,21 +109,24 @@ def test_non_utf8_names_are_kept_as_bytes() -> None:
     info = tarfile.TarInfo("caf\udce9")  # surrogateescape of byte 0xe9
     info.size = 1
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT, encoding="utf-8",
-                      errors="surrogateescape") as tf:
+    with tarfile.open(
+        fileobj=buf, mode="w", format=tarfile.GNU_FORMAT, encoding="utf-8", errors="surrogateescape"
+    ) as tf:
         tf.addfile(info, io.BytesIO(b"x"))
     stream = _parse(buf.getvalue())
     assert stream.entries.paths == [b"caf\xe9"]
 
 
 def test_whiteouts_and_opaque_markers() -> None:
-    data = _tar([
-        (_info("etc/.wh.passwd"), b""),
-        (_info("var/cache/.wh..wh..opq"), b""),
-        (_info(".wh.tmp"), b""),
-        (_info(".wh..wh.plnk"), b""),
-        (_info("./opt/new"), b"n"),
-    ])
+    data = _tar(
+        [
+            (_info("etc/.wh.passwd"), b""),
+            (_info("var/cache/.wh..wh..opq"), b""),
+            (_info(".wh.tmp"), b""),
+            (_info(".wh..wh.plnk"), b""),
+            (_info("./opt/new"), b"n"),
+        ]
+    )
     entries = _parse(data).entries
     assert entries.paths == [b"etc/passwd", b"var/cache", b"tmp", b".wh..wh.plnk", b"opt/new"]
     assert list(entries.kinds) == [WHITEOUT, OPAQUE, WHITEOUT, OTHER_WH, FILE]
@@ -132,8 +135,16 @@ def test_whiteouts_and_opaque_markers() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [(b"./", b""), (b"./usr/bin/", b"usr/bin"), (b"/abs/x", b"abs/x"), (b"a//b", b"a/b"),
-     (b"a/./b", b"a/b"), (b"../../etc/passwd", b"etc/passwd"), (b"a/../b", b"b"), (b".hidden", b".hidden")],
+    [
+        (b"./", b""),
+        (b"./usr/bin/", b"usr/bin"),
+        (b"/abs/x", b"abs/x"),
+        (b"a//b", b"a/b"),
+        (b"a/./b", b"a/b"),
+        (b"../../etc/passwd", b"etc/passwd"),
+        (b"a/../b", b"b"),
+        (b".hidden", b".hidden"),
+    ],
 )
 def test_normalize(raw: bytes, expected: bytes) -> None:
     assert normalize(raw) == expected

@@ -1,0 +1,190 @@
+"""Hidden bytes, duplicate contents, and dive's efficiency score for comparison.
+
+Hidden bytes are bytes a layer stores that the final filesystem does not show: a later layer
+overwrote them, stored the same content again (chmod, chown, touch: the whole file is stored twice),
+deleted them, or hid them under an opaque directory. They are counted per inode: a hard-linked file
+whose other name is still visible is not hidden. So `sum(layer size_bytes) - filesystem bytes ==
+hidden bytes` holds exactly.
+
+dive's score differs on purpose; see `dive_efficiency`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from slimscope.fs import HIDDEN_NAMES, MASK, SHIFT, Dir, Filesystem
+from slimscope.image.layer import DIR, FILE, OPAQUE, OTHER_WH, WHITEOUT
+
+
+@dataclass
+class HiddenFile:
+    """One stored file whose bytes are not visible in the final image."""
+
+    path: bytes
+    layer: int  # the layer that stored it
+    hidden_in: int  # the layer that hid it
+    reason: str
+    bytes: int
+
+
+@dataclass
+class DuplicateGroup:
+    """Visible files with identical contents under several paths (separate inodes)."""
+
+    digest: str
+    size: int
+    paths: list[bytes]
+
+    @property
+    def wasted(self) -> int:
+        """Bytes beyond the first copy."""
+        return self.size * (len(self.paths) - 1)
+
+
+@dataclass
+class Waste:
+    """Everything the image stores but need not."""
+
+    hidden_bytes: int = 0
+    hidden_files: int = 0
+    hidden_by_layer: list[int] = field(default_factory=list)  # bytes each layer stored that are hidden
+    hiding_by_layer: list[int] = field(default_factory=list)  # bytes each layer hid
+    hidden: list[HiddenFile] = field(default_factory=list)  # biggest first
+    duplicate_bytes: int = 0
+    duplicates: list[DuplicateGroup] = field(default_factory=list)  # most wasteful first
+    dive_efficiency: float = 1.0
+    dive_wasted_bytes: int = 0
+    dive_user_wasted_percent: float = 0.0
+
+
+def visible_data(fs: Filesystem) -> set[int]:
+    """Refs of the regular-file members whose bytes the final filesystem shows."""
+    visible: set[int] = set()
+    inode = fs.inode
+    stack = [fs.root]
+    while stack:
+        directory = stack.pop()
+        for node in directory.children.values():
+            if type(node) is Dir:
+                stack.append(node)
+            else:
+                visible.add(inode.get(node, node))
+    return visible
+
+
+def analyze_waste(fs: Filesystem, visible: set[int] | None = None) -> Waste:
+    """Hidden bytes per file and layer, duplicates, and dive's numbers."""
+    if visible is None:
+        visible = visible_data(fs)
+    layers = fs.layers
+    waste = Waste(hidden_by_layer=[0] * len(layers), hiding_by_layer=[0] * len(layers))
+    hidden_refs: list[tuple[int, int]] = []
+    for number, entries in enumerate(layers):
+        kinds, sizes = entries.kinds, entries.sizes
+        base = number << SHIFT
+        index = kinds.find(FILE)
+        while index >= 0:
+            size = sizes[index]
+            ref = base | index
+            if size and ref not in visible:
+                waste.hidden_bytes += size
+                waste.hidden_files += 1
+                waste.hidden_by_layer[number] += size
+                mark = fs.hidden_by.get(ref)
+                if mark is not None:
+                    waste.hiding_by_layer[mark >> 2] += size
+                hidden_refs.append((size, ref))
+            index = kinds.find(FILE, index + 1)
+    hidden_refs.sort(reverse=True)
+    for size, ref in hidden_refs:
+        mark = fs.hidden_by.get(ref, -1)
+        layer, index = ref >> SHIFT, ref & MASK
+        waste.hidden.append(
+            HiddenFile(
+                path=layers[layer].paths[index],
+                layer=layer,
+                hidden_in=mark >> 2 if mark >= 0 else -1,
+                reason=HIDDEN_NAMES[mark & 3] if mark >= 0 else "unreachable",
+                bytes=size,
+            )
+        )
+    _duplicates(fs, visible, waste)
+    _dive(fs, waste)
+    return waste
+
+
+def _duplicates(fs: Filesystem, visible: set[int], waste: Waste) -> None:
+    groups: dict[bytes, list[int]] = {}
+    layers = fs.layers
+    for ref in visible:
+        entries = layers[ref >> SHIFT]
+        index = ref & MASK
+        if entries.kinds[index] != FILE or not entries.sizes[index]:
+            continue
+        key = bytes(entries.digests[index * 32 : index * 32 + 32])
+        groups.setdefault(key, []).append(ref)
+    paths_of: dict[int, list[bytes]] = {}
+    wanted = {ref for refs in groups.values() if len(refs) > 1 for ref in refs}
+    if not wanted:
+        return
+    for path, node in fs.walk():
+        if type(node) is not Dir:
+            data = fs.inode.get(node, node)
+            if data in wanted:
+                paths_of.setdefault(data, []).append(path)
+    for digest, refs in groups.items():
+        if len(refs) < 2:
+            continue
+        first = refs[0]
+        size = layers[first >> SHIFT].sizes[first & MASK]
+        paths = sorted(min(paths_of.get(ref, [b"?"])) for ref in refs)
+        group = DuplicateGroup(digest="sha256:" + digest.hex(), size=size, paths=paths)
+        waste.duplicates.append(group)
+        waste.duplicate_bytes += group.wasted
+    waste.duplicates.sort(key=lambda g: (-g.wasted, g.paths))
+
+
+def _dive(fs: Filesystem, waste: Waste) -> None:
+    """dive 0.13's efficiency, wasted bytes and user-wasted share, computed the way dive does.
+
+    dive visits the leaf nodes of every layer's tree (files, links, empty directories, whiteouts),
+    sums each path's sizes across layers and scores sum(smallest copy) / sum(all copies). A whiteout
+    counts 0 for a file and the lower subtree's bytes for a directory; opaque markers count nothing.
+    Its wasted bytes are the sums of every path seen in more than one layer, the kept copy included;
+    the user share divides them by the bytes of all layers but the first.
+    """
+    cumulative: dict[bytes, list[int]] = {}
+    total_user = 0
+    for number, entries in enumerate(fs.layers):
+        if number:
+            total_user += entries.size_bytes
+        paths, kinds, sizes = entries.paths, entries.kinds, entries.sizes
+        parents = {path.rpartition(b"/")[0] for path in paths if path}
+        removed_dirs = {path: size for path, _, size, what in fs.changes[number].removals if what == "dir"}
+        for index, path in enumerate(paths):
+            kind = kinds[index]
+            if kind == OPAQUE or kind == OTHER_WH or not path:
+                continue
+            if kind == DIR and path in parents:
+                continue  # not a leaf in this layer's tree
+            if kind == WHITEOUT:
+                size = removed_dirs.get(path, 0)
+            else:
+                size = sizes[index] if kind == FILE else 0
+            slot = cumulative.get(path)
+            if slot is None:
+                cumulative[path] = [size, size, 1]
+            else:
+                slot[0] += size
+                slot[1] = min(slot[1], size)
+                slot[2] += 1
+    minimum = discovered = wasted = 0
+    for total, smallest, count in cumulative.values():
+        minimum += smallest
+        discovered += total
+        if count > 1:
+            wasted += total
+    waste.dive_efficiency = minimum / discovered if discovered else 1.0
+    waste.dive_wasted_bytes = wasted
+    waste.dive_user_wasted_percent = wasted / total_user if total_user else 0.0
