@@ -344,3 +344,36 @@ def oci_dir(saved_archive: Callable[[str], Path], artifacts_dir: Path) -> Callab
         return made[key]
 
     return make
+
+
+# --- Debian base and pyapp images (tests/engine/debian.py) -------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def debian_base(docker_client: docker.DockerClient) -> str:
+    """Tag of the debootstrapped ``slimscope-test/debian:bookworm`` base (fixtures/debian/make-base.sh)."""
+    from debian import BASE_TAG, FixtureError, FixtureUnavailable, ensure_base_image
+
+    try:
+        ensure_base_image(docker_client)
+    except FixtureUnavailable as exc:
+        unavailable(str(exc))
+    except FixtureError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    return BASE_TAG
+
+
+@pytest.fixture(scope="session")
+def pyapp_images(
+    docker_client: docker.DockerClient, debian_base: str, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
+    """``{"naive": tag, "multistage": tag}`` of fixtures/apps/pyapp, rebuilt only when its inputs changed."""
+    from debian import FixtureError, FixtureUnavailable, ensure_pyapp_images
+
+    base_id = str(docker_client.images.get(debian_base).id)
+    try:
+        return ensure_pyapp_images(docker_client, base_id, tmp_path_factory.mktemp("ctx-pyapp"))
+    except FixtureUnavailable as exc:
+        unavailable(str(exc))
+    except FixtureError as exc:
+        pytest.fail(str(exc), pytrace=False)
