@@ -188,18 +188,20 @@ def verify(fd: int, blob: Blob) -> Checked:
         total += len(data)
         plain.update(data)
 
-    if head.startswith(GZIP_MAGIC):
-        compression = "gzip"
-        _gunzip(region, sink)
-    elif head.startswith(ZSTD_MAGIC):
-        compression = "zstd"
-        _unzstd(region, sink)
-    else:  # a plain tar: its bytes are hashed once, as both the blob digest and the diff_id
-        compression = "none"
-        for _ in region.chunks():
-            pass
-        plain, total = region.sha, blob.size
     errors = []
+    compression = "gzip" if head.startswith(GZIP_MAGIC) else "zstd" if head.startswith(ZSTD_MAGIC) else "none"
+    try:
+        if compression == "gzip":
+            _gunzip(region, sink)
+        elif compression == "zstd":
+            _unzstd(region, sink)
+        else:  # a plain tar: its bytes are hashed once, as both the blob digest and the diff_id
+            for _ in region.chunks():
+                pass
+            plain, total = region.sha, blob.size
+    except Exception as exc:  # zlib.error, zstandard.ZstdError: a corrupt blob is a finding, not a crash
+        errors.append(f"{blob.name}: cannot decompress: {exc}")
+        return Checked(blob, compression, total, errors)
     if region.pos != region.end:
         errors.append(f"{blob.name}: stopped at byte {region.pos - blob.offset} of {blob.size}")
     if blob.compressed_digest and f"sha256:{region.sha.hexdigest()}" != blob.compressed_digest:

@@ -141,12 +141,22 @@ class Input:
 INPUTS: dict[str, Input] = {
     i.name: i
     for i in [
-        Input("large", "~1 GB, ~31.7k files, 7 layers, overwrites and deletions", large_dockerfile),
+        Input(
+            "large",
+            "~1 GB of random and text files, 7 layers, overwrites and deletions (~100 MB quick)",
+            large_dockerfile,
+        ),
         Input("large-oci-gzip", "'large' as oci-archive, gzip layers", source="large", compression="gzip"),
         Input("large-oci-zstd", "'large' as oci-archive, zstd layers", source="large", compression="zstd"),
-        Input("many-files", "210k small files in one layer", many_files_dockerfile),
-        Input("whiteouts", "21k files, then 2,100 deleted one by one", whiteouts_dockerfile),
-        Input("layers-100", "100 layers", layers_dockerfile),
+        Input("many-files", "210k small files in one layer (21k quick)", many_files_dockerfile),
+        Input(
+            "whiteouts",
+            "21k files, then every 10th deleted by name: 2,100 whiteouts (210 quick)",
+            whiteouts_dockerfile,
+        ),
+        Input(
+            "layers-100", "100 layers, each adding a dir and rewriting one file (20 quick)", layers_dockerfile
+        ),
     ]
 }
 

@@ -1,6 +1,6 @@
 """Benchmark slimscope against dive and the floor (bench/floor.py) on engine-built image archives.
 
-Usage: python bench/run.py [--quick] [--only NAME] [--keep] [--runs N] [--rebuild]
+Usage: python bench/run.py [--quick] [--only NAME] [--keep] [--runs N] [--rebuild] [--slimscope-rev REV]
 See bench/README.md for the method. Writes bench/out/results.json.
 """
 
@@ -12,6 +12,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -41,9 +42,8 @@ class Sample:
     wall: float  # seconds
     user: float  # CPU seconds in user mode (the child and the descendants it waited for)
     sys: float  # CPU seconds in the kernel
-    maxrss_kib: int  # ru_maxrss of the child
+    maxrss_kib: int  # ru_maxrss of the tool, as GNU time reports it
     exit: int
-    parent_rss_kib: int  # this runner's RSS at spawn: a lower bound on maxrss (see README)
 
     @property
     def cpu(self) -> float:
@@ -106,19 +106,16 @@ def ratio(a: float | None, b: float | None) -> str:
     return "-" if a is None or not b else f"{a / b:.2f}x"
 
 
-def current_rss_kib() -> int:
-    """This process's resident set size now."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * PAGE // 1024
+def find_gnu_time() -> str | None:
+    """GNU time (Debian's ``time`` package), used to read each tool's peak RSS (see README), if present."""
+    path = shutil.which("time", path="/usr/bin:/bin") or shutil.which("time")
+    if path is None:
+        return None
+    probe = subprocess.run([path, "--version"], capture_output=True, text=True, check=False)
+    return path if "GNU" in probe.stdout + probe.stderr else None
 
 
-def reset_peak_rss() -> None:
-    """Reset this process's peak RSS to its current RSS, so spawned children do not inherit our past peak."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
+GNU_TIME = find_gnu_time()
 
 
 def warm(path: Path) -> None:
@@ -136,27 +133,27 @@ def check_dev_null() -> None:
 
 
 def run_once(cmd: list[str], env: dict[str, str], stem: Path) -> Sample:
-    """Run a command once; time it and take its resource usage from os.wait4."""
-    reset_peak_rss()
-    parent_rss = current_rss_kib()
+    """Run a command once: wall time here, CPU from os.wait4, peak RSS from GNU time (else os.wait4)."""
+    rusage_file = Path(f"{stem}.rusage")
+    rusage_file.unlink(missing_ok=True)
+    full = [GNU_TIME, "-f", "%M", "-o", str(rusage_file), *cmd] if GNU_TIME else cmd
     with open(f"{stem}.out", "wb") as out, open(f"{stem}.err", "wb") as err:
         started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=OUT)
-        timer = threading.Timer(RUN_TIMEOUT, proc.kill)
+        proc = subprocess.Popen(
+            full, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=OUT, start_new_session=True
+        )
+        timer = threading.Timer(RUN_TIMEOUT, os.killpg, (proc.pid, signal.SIGKILL))
         timer.start()
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
         timer.cancel()
     proc.returncode = os.waitstatus_to_exitcode(status)
     check_dev_null()
-    return Sample(
-        round(wall, 4),
-        round(usage.ru_utime, 4),
-        round(usage.ru_stime, 4),
-        usage.ru_maxrss,
-        proc.returncode,
-        parent_rss,
-    )
+    maxrss = usage.ru_maxrss
+    if GNU_TIME:
+        lines = rusage_file.read_text().split() if rusage_file.is_file() else []
+        maxrss = int(lines[-1]) if lines and lines[-1].isdigit() else maxrss
+    return Sample(round(wall, 4), round(usage.ru_utime, 4), round(usage.ru_stime, 4), maxrss, proc.returncode)
 
 
 def failure_message(stem: Path, sample: Sample) -> str:
@@ -176,12 +173,12 @@ def dive_ci_passed_or_failed_rules(stem: Path) -> bool:
 
 
 def tool_command(
-    tool: str, inp: Input, quick: bool, dive: str, python: str
+    tool: str, inp: Input, quick: bool, dive: str, python: str, slimscope_env: dict[str, str]
 ) -> tuple[list[str], dict[str, str]]:
     """The command line and environment changes for one tool on one input."""
     path = str(inp.archive(quick))
     if tool == "slimscope":
-        return [str(SLIMSCOPE), inp.reference(quick), "--json", "/dev/null", "--no-progress"], {}
+        return [str(SLIMSCOPE), inp.reference(quick), "--json", "/dev/null", "--no-progress"], slimscope_env
     if tool == "dive":  # CI must be unset, or dive would also run its CI rules
         return [dive, "--source", "docker-archive", path, "--json", "/dev/null"], {"CI": ""}
     if tool == "dive --ci":
@@ -200,12 +197,14 @@ def child_env(changes: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def measure(inp: Input, quick: bool, runs: int, dive: str, python: str) -> list[ToolResult]:
+def measure(
+    inp: Input, quick: bool, runs: int, dive: str, python: str, slimscope_env: dict[str, str]
+) -> list[ToolResult]:
     """Run every applicable tool ``runs`` times on one input, round-robin, after warming the page cache."""
     tools = [t for t in TOOLS if not (inp.is_oci and t.startswith("dive"))]
     results = {}
     for tool in tools:
-        cmd, env = tool_command(tool, inp, quick, dive, python)
+        cmd, env = tool_command(tool, inp, quick, dive, python, slimscope_env)
         results[tool] = ToolResult(tool, cmd, env)
     path = inp.archive(quick)
     logs = OUT / "logs"
@@ -249,11 +248,11 @@ def ensure_dive() -> str:
     return dive
 
 
-def tool_version(cmd: list[str]) -> str:
+def tool_version(cmd: list[str], env: dict[str, str] | None = None) -> str:
     """First line of a version command's output, or the error."""
     try:
         proc = subprocess.run(
-            cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60, check=False
+            cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60, check=False, env=env
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"unavailable ({exc})"
@@ -397,14 +396,48 @@ def prepare(
     return metas
 
 
-def machine(dive: str, python: str) -> dict[str, Any]:
+def git(*args: str) -> str:
+    """Output of a git command in the repository (empty on failure)."""
+    proc = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, check=False)
+    return proc.stdout.strip() if proc.returncode == 0 else ""
+
+
+def slimscope_source(rev: str | None) -> tuple[dict[str, str], str]:
+    """Environment changes that select which slimscope source runs, and a description of it.
+
+    Without ``rev``, the working tree (the venv's editable install). With ``rev``, that commit's
+    ``slimscope/`` package, extracted once with ``git archive`` into bench/out/slimscope-src/ and put first
+    on PYTHONPATH (the editable install's finder comes after the path, so the extracted copy wins).
+    """
+    head = git("rev-parse", "--short=12", "HEAD")
+    if rev is None:
+        dirty = " + uncommitted changes" if git("status", "--porcelain", "--", "slimscope") else ""
+        return {}, f"working tree (HEAD {head}{dirty})"
+    sha = git("rev-parse", "--verify", "--short=12", f"{rev}^{{commit}}")
+    if not sha:
+        sys.exit(f"run.py: --slimscope-rev {rev!r} is not a commit")
+    root = OUT / "slimscope-src" / sha
+    if not (root / "slimscope" / "__init__.py").is_file():
+        tmp = root.with_name(sha + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", sha, "slimscope"], capture_output=True, check=True
+        )
+        subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive.stdout, check=True)
+        shutil.rmtree(root, ignore_errors=True)
+        tmp.rename(root)
+    return {"PYTHONPATH": str(root)}, f"commit {sha} (from {root.relative_to(REPO)})"
+
+
+def machine(dive: str, python: str, slimscope_env: dict[str, str]) -> dict[str, Any]:
     """What the numbers were measured on."""
     return {
         "cpus": os.cpu_count(),
         "memory_gib": round(os.sysconf("SC_PHYS_PAGES") * PAGE / 2**30, 1),
         "kernel": platform.release(),
         "python": tool_version([python, "--version"]),
-        "slimscope": tool_version([str(SLIMSCOPE), "--version"]),
+        "slimscope": tool_version([str(SLIMSCOPE), "--version"], child_env(slimscope_env)),
         "dive": tool_version([dive, "--version"]),
         "skopeo": tool_version(["skopeo", "--version"]),
         "docker": tool_version(["docker", "version", "--format", "engine {{.Server.Version}}"]),
@@ -429,6 +462,11 @@ def main(argv: list[str] | None = None) -> int:
         "--runs", type=int, default=None, help="runs per tool and input (default 3, 1 with --quick)"
     )
     parser.add_argument("--rebuild", action="store_true", help="rebuild the chosen inputs even when cached")
+    parser.add_argument(
+        "--slimscope-rev",
+        metavar="REV",
+        help="benchmark slimscope as committed at REV (default: the working tree)",
+    )
     args = parser.parse_args(argv)
     runs = args.runs or (1 if args.quick else 3)
     started = time.monotonic()
@@ -439,9 +477,13 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"run.py: {SLIMSCOPE} not found: run ./dev setup first")
     check_dev_null()
     dive = ensure_dive()
+    slimscope_env, slimscope_desc = slimscope_source(args.slimscope_rev)
+    if not GNU_TIME:
+        log("note: GNU time not found (apt-get install time): peak RSS then includes this runner's own RSS")
     log(
         f"slimscope benchmark ({'quick' if args.quick else 'full'}, best of {runs}) on {os.cpu_count()} cores"
     )
+    log(f"slimscope: {slimscope_desc}")
     log("inputs:")
     metas = prepare(chosen, args.quick, args.keep, args.rebuild, python)
     build_seconds = time.monotonic() - started
@@ -449,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     for inp in chosen:
         load = os.getloadavg()[0]
         log(f"\nmeasuring {inp.name} (load average {load:.2f})")
-        results = measure(inp, args.quick, runs, dive, python)
+        results = measure(inp, args.quick, runs, dive, python, slimscope_env)
         rows.append(
             {"input": inp, "meta": metas[inp.name], "results": {r.tool: r for r in results}, "load": load}
         )
@@ -466,8 +508,12 @@ def main(argv: list[str] | None = None) -> int:
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(time.time() - total)),
         "total_seconds": round(total, 1),
         "prepare_seconds": round(build_seconds, 1),
+        "rss_method": "GNU time %M"
+        if GNU_TIME
+        else "os.wait4 ru_maxrss (includes the runner's RSS, see README)",
         "runner_peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-        "machine": machine(dive, python),
+        "slimscope_source": slimscope_desc,
+        "machine": machine(dive, python, slimscope_env),
         "inputs": [
             {
                 "name": row["input"].name,
@@ -494,7 +540,11 @@ def main(argv: list[str] | None = None) -> int:
             for row in rows
         ],
     }
-    (OUT / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
+    text = json.dumps(doc, indent=2) + "\n"
+    (OUT / "results.json").write_text(text)
+    history = OUT / "history"  # every run's document, so that a quick or --only run does not lose a full one
+    history.mkdir(exist_ok=True)
+    (history / f"results-{time.strftime('%Y%m%d-%H%M%S')}-{doc['mode']}.json").write_text(text)
     log(
         f"\nwhole run took {human_seconds(total)} (inputs ready after {human_seconds(build_seconds)}); "
         f"wrote {(OUT / 'results.json').relative_to(REPO)}"
