@@ -39,8 +39,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("image", nargs="?", metavar="IMAGE", help="the image to read (see below)")
     parser.add_argument("--demo", action="store_true", help="read the bundled demo image (no engine needed)")
-    parser.add_argument("--json", metavar="FILE", help="write the JSON document to FILE ('-' for stdout)")
-    parser.add_argument("--summary", action="store_true", help="print the text summary")
+    out = parser.add_argument_group("output")
+    out.add_argument("--json", metavar="FILE", help="write the JSON document to FILE ('-' for stdout)")
+    out.add_argument("--sarif", metavar="FILE", help="write findings as SARIF 2.1.0 to FILE ('-' for stdout)")
+    out.add_argument("--format", choices=("text", "json", "sarif"),
+                     help="write this format to stdout (or to --output)")
+    out.add_argument("-o", "--output", metavar="FILE", help="where --format writes (default: stdout)")
+    out.add_argument("--summary", action="store_true", help="print the text summary")
+    attrib = parser.add_argument_group("attribution")
+    attrib.add_argument("--dockerfile", metavar="PATH", help="the Dockerfile the image was built from")
+    attrib.add_argument("--build-arg", metavar="KEY=VALUE", action="append", default=[],
+                        help="a build argument used for the build (repeatable)")
+    attrib.add_argument("--stage", metavar="NAME=IMAGE", action="append", default=[],
+                        help="an image of a builder stage (docker build --target NAME); repeatable")
+    ci = parser.add_argument_group("CI mode (exit 0 pass, 1 fail, 2 error)")
+    ci.add_argument("--ci", action="store_true", help="check thresholds and exit 1 if any fails")
+    ci.add_argument("--ci-config", metavar="FILE",
+                    help="thresholds file (default: .slimscope.toml, or [tool.slimscope.ci] in pyproject.toml)")
+    ci.add_argument("--lowest-efficiency", metavar="RATIO", help="dive's lowestEfficiency (default 0.9)")
+    ci.add_argument("--highest-wasted-bytes", metavar="SIZE", help="dive's highestWastedBytes (default off)")
+    ci.add_argument("--highest-user-wasted-percent", metavar="RATIO",
+                    help="dive's highestUserWastedPercent (default 0.1)")
+    ci.add_argument("--max-hidden-bytes", metavar="SIZE", help="most hidden bytes allowed (default off)")
+    ci.add_argument("--max-removable", metavar="CATEGORY=SIZE", action="append", default=[],
+                    help="most removable bytes of a category (toolchain, cache, source, docs, secret); repeatable")
+    ci.add_argument("--max-secrets", metavar="N", type=int, help="most possible secret files allowed (default 0)")
     parser.add_argument("--image", dest="select", metavar="TAG", help="which image of a multi-image archive")
     parser.add_argument(
         "--platform",
@@ -48,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="which platform of a multi-platform index (default: the host's)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument("--no-tui", action="store_true", help="print the text summary even on a terminal")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     parser.add_argument("--version", action="version", version=f"slimscope {__version__}")
     return parser
@@ -92,31 +116,143 @@ def _run(args: argparse.Namespace) -> int:
         target = args.image
     else:
         raise SlimscopeError("no image given (try `slimscope --demo`, or `slimscope --help`)")
+    wants_output = args.json or args.sarif or args.format or args.summary or args.ci
+    if not wants_output and sys.stdout.isatty() and sys.stdin.isatty() and not args.no_tui:
+        return _explore(args, target)
     with _progress(enabled=not args.no_progress and sys.stderr.isatty()) as progress:
         image = load_image(target, image=args.select, platform=args.platform, progress=progress)
     if args.demo:
         image.reference = "demo (bundled)"
     analysis = analyze(image)
-    wrote_stdout = False
+    dockerfile_lines = _attribution(args, analysis)
+    to_stdout = [args.json == "-", args.sarif == "-", bool(args.format) and args.output in (None, "-")]
+    if sum(to_stdout) > 1:
+        raise SlimscopeError("only one output can go to stdout; give the others a FILE")
     if args.json:
-        from slimscope.report.json_doc import document, dump
+        _emit("json", args.json, analysis, args, dockerfile_lines)
+    if args.sarif:
+        _emit("sarif", args.sarif, analysis, args, dockerfile_lines)
+    if args.format:
+        _emit(args.format, args.output or "-", analysis, args, dockerfile_lines)
+    wrote = bool(args.json or args.sarif or args.format)
+    if args.summary or not wrote:
+        if not (args.format == "text" and args.output in (None, "-")):
+            _emit("text", "-", analysis, args, dockerfile_lines)
+    if args.ci:
+        return _ci(args, analysis, to_stderr=any(to_stdout))
+    return EXIT_OK
 
-        doc = document(analysis)
-        if args.json == "-":
-            dump(doc, sys.stdout)
-            wrote_stdout = True
-        else:
-            _write_atomically(args.json, lambda out: dump(doc, out))
-    if args.summary or not wrote_stdout:
+
+def _explore(args: argparse.Namespace, target: str) -> int:
+    """Open the explorer; reading and analysis run in its worker thread."""
+    from slimscope.analysis import analyze
+    from slimscope.sources import load_image
+    from slimscope.tui.app import ExplorerApp
+
+    def load(progress):
+        image = load_image(target, image=args.select, platform=args.platform, progress=progress)
+        if args.demo:
+            image.reference = "demo (bundled)"
+        analysis = analyze(image)
+        _attribution(args, analysis)
+        return analysis
+
+    app = ExplorerApp("demo (bundled)" if args.demo else target, load=load)
+    app.run()
+    if app.error is not None:
+        if args.debug and app.exc is not None:
+            raise app.exc
+        raise SlimscopeError(app.error)
+    return app.return_code or EXIT_OK
+
+
+def _attribution(args: argparse.Namespace, analysis) -> dict[int, int] | None:
+    """Dockerfile and stage attribution (--dockerfile, --stage); layer index -> Dockerfile line."""
+    if not args.dockerfile and not args.stage:
+        return None
+    from slimscope.analysis.attribution import attribute
+
+    build_args = _pairs(args.build_arg, "--build-arg")
+    stages = _pairs(args.stage, "--stage")
+    return attribute(analysis, args.dockerfile, build_args, stages)
+
+
+def _pairs(values: list[str], flag: str) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if not sep or not key:
+            raise SlimscopeError(f"{flag} takes KEY=VALUE, not {value!r}")
+        pairs[key] = rest
+    return pairs
+
+
+def _emit(fmt: str, target: str, analysis, args: argparse.Namespace, lines: dict[int, int] | None) -> None:
+    """Write one output format to a file or stdout."""
+    import json
+
+    if fmt == "text":
         from rich.console import Console
 
         from slimscope.report.text import render
 
-        console = Console(highlight=False)
-        if not console.is_terminal and "COLUMNS" not in os.environ:
-            console.width = 140  # logs and pipes: wide enough for one line per layer
-        render(analysis, console)
-    return EXIT_OK
+        if target == "-":
+            console = Console(highlight=False)
+            if not console.is_terminal and "COLUMNS" not in os.environ:
+                console.width = 140  # logs and pipes: wide enough for one line per layer
+            render(analysis, console)
+            return
+
+        def write_text(out: IO[str]) -> None:
+            render(analysis, Console(file=out, width=140, no_color=True, highlight=False))
+
+        _write_atomically(target, write_text)
+        return
+    if fmt == "json":
+        from slimscope.report.json_doc import document, dump
+
+        doc = document(analysis)
+        if lines:
+            doc["attribution"] = analysis.extras.get("attribution")
+    else:
+        from slimscope.report.sarif import sarif
+
+        doc = sarif(analysis, args.dockerfile, lines)
+
+    def write(out: IO[str]) -> None:
+        if fmt == "json":
+            dump(doc, out)
+        else:
+            json.dump(doc, out, indent=2, ensure_ascii=True)
+            out.write("\n")
+
+    if target == "-":
+        write(sys.stdout)
+    else:
+        _write_atomically(target, write)
+
+
+def _ci(args: argparse.Namespace, analysis, to_stderr: bool) -> int:
+    """Check the CI thresholds; print one line per check."""
+    from slimscope.ci import evaluate, load_config, thresholds
+
+    removable = _pairs(args.max_removable, "--max-removable")
+    overrides = {
+        "lowestEfficiency": args.lowest_efficiency,
+        "highestWastedBytes": args.highest_wasted_bytes,
+        "highestUserWastedPercent": args.highest_user_wasted_percent,
+        "max-hidden-bytes": args.max_hidden_bytes,
+        "max-removable-bytes": removable or None,
+        "max-secrets": args.max_secrets,
+    }
+    checks = evaluate(analysis, thresholds(load_config(args.ci_config), overrides))
+    stream = sys.stderr if to_stderr else sys.stdout
+    failed = [c for c in checks if not c.passed]
+    for check in checks:
+        stream.write(f"{'PASS' if check.passed else 'FAIL'}  {check.name}: {check.detail}\n")
+    verdict = "FAIL" if failed else "PASS"
+    stream.write(f"CI result: {verdict} ({len(checks) - len(failed)} of {len(checks)} checks pass)\n")
+    return 1 if failed else EXIT_OK
 
 
 def _write_atomically(path: str, write) -> None:

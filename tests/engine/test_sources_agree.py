@@ -119,7 +119,7 @@ def test_cli_json_from_the_engine(layers_tag: str, tmp_path: Path) -> None:
     doc = json.loads(out.read_text())
     jsonschema.validate(doc, schema())
     assert len(doc["layers"]) == 9
-    assert "Image " in proc.stdout and "9 layers" in proc.stdout
+    assert proc.stdout == ""
     assert proc.stderr == ""
     assert list(tmp_path.iterdir()) == [out]
 

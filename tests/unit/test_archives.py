@@ -275,7 +275,9 @@ def test_cli_json_and_summary(tmp_path: Path) -> None:
     doc = json.loads(out.read_text())
     jsonschema.validate(doc, schema())
     assert doc["filesystem"]["bytes"] == 9899
-    assert "4 layers" in proc.stdout
+    assert proc.stdout == ""  # with --json FILE, no summary unless asked for
+    summary = _cli(target, "--json", str(out), "--summary")
+    assert "4 layers store" in summary.stdout
     stdout_doc = _cli(target, "--json", "-")
     assert json.loads(stdout_doc.stdout) == doc
     assert sorted(p.name for p in tmp_path.iterdir()) == ["doc.json", "image.tar"]

@@ -1,0 +1,475 @@
+"""The Textual explorer: wiring only. Widgets live in widgets.py, the logic they show in model.py."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer, Input, Label, ProgressBar, Static
+
+from slimscope.analysis.core import Analysis
+from slimscope.fs import Filesystem
+from slimscope.report.text import human
+from slimscope.sanitize import text as safe
+from slimscope.sources import Progress
+from slimscope.tui.keys import KEYS
+from slimscope.tui.model import SIZE_STEPS, Filters, FsSource, LayerSource, TreeSource, search
+from slimscope.tui.widgets import DetailsPane, FileTree, FindingsTree, LayerTable, SummaryHeader
+
+CSS_PATH = Path(__file__).with_name("app.tcss")
+
+
+class Loaded(Message):
+    """The analysis is ready."""
+
+    def __init__(self, analysis: Analysis) -> None:
+        super().__init__()
+        self.analysis = analysis
+
+
+class Failed(Message):
+    """Reading or analysing failed; the message is one line for the user."""
+
+    def __init__(self, error: str, exc: BaseException) -> None:
+        super().__init__()
+        self.error = error
+        self.exc = exc
+
+
+class ProgressUpdate(Message):
+    """Bytes read so far (only the newest one matters)."""
+
+    def __init__(self, what: str, done: int, total: int | None, blobs: int) -> None:
+        super().__init__()
+        self.what, self.done, self.total, self.blobs = what, done, total, blobs
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ProgressUpdate)
+
+
+class LoadingScreen(Screen):
+    """Shown while the image is exported and analysed; the work runs in a thread."""
+
+    BINDINGS = [Binding("q,ctrl+c,escape", "app.quit", "Quit", priority=True)]
+
+    def __init__(self, reference: str) -> None:
+        super().__init__()
+        self.reference = reference
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="loading"):
+            yield Label(Text.assemble("slimscope  ", ("reading ", "dim")) + safe(self.reference, "bold cyan"))
+            yield ProgressBar(id="progress", show_eta=False)
+            yield Label("starting…", id="progress-text")
+            yield Label(Text("q or ctrl+c to cancel", style="dim"))
+
+    def update_progress(self, message: ProgressUpdate) -> None:
+        """Show bytes read of the total and which blob is being read."""
+        bar = self.query_one(ProgressBar)
+        if message.total:
+            bar.update(total=message.total, progress=min(message.done, message.total))
+        label = f"{message.what}: {human(message.done)}"
+        if message.total:
+            label += f" of {human(message.total)}"
+        if message.blobs:
+            label += f", layer blob {message.blobs}"
+        self.query_one("#progress-text", Label).update(label)
+
+
+class HelpScreen(ModalScreen):
+    """Every key binding."""
+
+    BINDINGS = [Binding("escape,q,question_mark,f1", "dismiss", "Close")]
+
+    def compose(self) -> ComposeResult:
+        lines = Text()
+        lines.append("slimscope explorer keys\n\n", style="bold")
+        for key in KEYS:
+            keys = ", ".join(_key_name(k) for k in key.keys.split(","))
+            lines.append(f"{keys:>22}  ", style="bold cyan")
+            lines.append(f"{key.description}\n")
+        lines.append("\nMarks: + added  ~ modified  = stored again (chmod/touch)  - deleted  (blank) unchanged\n")
+        lines.append("Colours: red toolchain, yellow cache, magenta source, cyan docs; the mouse works everywhere.\n")
+        lines.append("ctrl+p opens the command palette with every action.\n", style="dim")
+        with VerticalScroll(id="help"):
+            yield Static(lines)
+
+
+def _key_name(key: str) -> str:
+    return {"question_mark": "?", "slash": "/", "equals_sign": "=", "ctrl+space": "ctrl+space"}.get(key, key)
+
+
+class MainScreen(Screen):
+    """The explorer: header, layers and findings on the left, file tree and details on the right."""
+
+    BINDINGS = [Binding(k.keys, k.action, k.description, show=k.show) for k in KEYS
+                if k.action not in ("quit", "help", "app.focus_next", "app.focus_previous")]
+
+    def __init__(self, analysis: Analysis) -> None:
+        super().__init__()
+        self.analysis = analysis
+        self.filters = Filters()
+        self.layer_index = len(analysis.image.layers) - 1
+        self.changes_only = False
+        self.allowed: set[bytes] | None = None
+        self.focus_paths: list[bytes] | None = None
+        self._fs_cache: dict[int, Filesystem] = {}
+        self._source_cache: dict[tuple[int, bool], TreeSource] = {}
+        self._search_timer = None
+
+    def compose(self) -> ComposeResult:
+        yield SummaryHeader(self.analysis, id="summary")
+        with Horizontal(id="body"):
+            with Vertical(id="left"):
+                yield LayerTable(self.analysis, id="layers")
+                yield FindingsTree(self.analysis, id="findings")
+            with Vertical(id="right"):
+                yield Input(placeholder="search paths (substring; start with re: for a regex)", id="search")
+                yield Label("", id="filterline")
+                yield FileTree(id="tree")
+                yield DetailsPane(self.analysis, id="details")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#layers").border_title = "Layers"
+        self.query_one("#findings").border_title = "What need not ship"
+        self.query_one("#tree").border_title = "Files"
+        self.query_one("#details").border_title = "Details"
+        self.query_one("#search", Input).display = False
+        self.refresh_tree()
+        self.query_one(FileTree).focus()
+
+    # -- tree content ------------------------------------------------------------------------------
+    def source(self) -> TreeSource:
+        """The tree for the selected layer and mode (cached)."""
+        key = (self.layer_index, self.changes_only)
+        cached = self._source_cache.get(key)
+        if cached is not None:
+            return cached
+        if self.changes_only:
+            source: TreeSource = LayerSource(self.analysis, self.layer_index)
+        else:
+            source = FsSource(self.analysis, self.filesystem(self.layer_index), self.layer_index)
+        if len(self._source_cache) > 6:
+            self._source_cache.pop(next(iter(self._source_cache)))
+        self._source_cache[key] = source
+        return source
+
+    def filesystem(self, layer: int) -> Filesystem:
+        """The merged filesystem as of a layer (the final one is the analysis's own)."""
+        last = len(self.analysis.image.layers) - 1
+        if layer == last:
+            return self.analysis.fs
+        fs = self._fs_cache.get(layer)
+        if fs is None:
+            fs = Filesystem(self.analysis.fs.layers[: layer + 1])
+            if len(self._fs_cache) > 3:
+                self._fs_cache.pop(next(iter(self._fs_cache)))
+            self._fs_cache[layer] = fs
+        return fs
+
+    def refresh_tree(self, reveal: list[bytes] | None = None) -> None:
+        """Rebuild the file tree from the current layer, mode, filters and search."""
+        tree = self.query_one(FileTree)
+        tree.show(self.source(), self.filters, self.allowed, reveal)
+        self.update_filterline()
+
+    def update_filterline(self) -> None:
+        """One line saying which filters are on."""
+        f = self.filters
+        parts = [("changes of" if self.changes_only else "filesystem as of") + f" layer {self.layer_index}"]
+        hidden = {"+": "added", "~": "modified", "=": "stored again", "-": "deleted", " ": "unchanged"}
+        off = [name for mark, name in hidden.items() if mark not in f.marks]
+        if off:
+            parts.append("hiding " + ", ".join(off))
+        if f.removable_only:
+            parts.append("only removable")
+        if f.min_size:
+            parts.append(f"at least {human(f.min_size)}")
+        parts.append("sorted by name" if f.sort_by_name else "sorted by size")
+        if self.allowed is not None:
+            parts.append(f"{len(self.allowed):,} matching paths (esc clears)")
+        self.query_one("#filterline", Label).update(Text(" · ".join(parts), style="dim"))
+
+    # -- events ------------------------------------------------------------------------------------
+    @on(LayerTable.LayerChosen)
+    def layer_chosen(self, event: LayerTable.LayerChosen) -> None:
+        if event.layer != self.layer_index:
+            self.layer_index = event.layer
+            if self.allowed is not None and self.focus_paths is None:
+                self.allowed = None
+            self.refresh_tree()
+
+    @on(FindingsTree.FindingChosen)
+    def finding_chosen(self, event: FindingsTree.FindingChosen) -> None:
+        self.layer_index = len(self.analysis.image.layers) - 1
+        self.changes_only = event.rule == "hidden" and False
+        paths = event.paths
+        if event.rule == "hidden":
+            self.changes_only = False
+            self.layer_index = max(0, min(len(self.analysis.image.layers) - 1, self._hidden_layer(paths[0])))
+        allowed: set[bytes] = set()
+        for path in paths:
+            allowed.add(path)
+            parent = path.rpartition(b"/")[0]
+            while parent and parent not in allowed:
+                allowed.add(parent)
+                parent = parent.rpartition(b"/")[0]
+        self.allowed = _with_descendants(allowed, self.source(), paths)
+        self.focus_paths = paths
+        self.refresh_tree(reveal=paths)
+        self.query_one(FileTree).focus()
+
+    def _hidden_layer(self, path: bytes) -> int:
+        for hidden in self.analysis.waste.hidden:
+            if hidden.path == path:
+                return hidden.layer
+        return len(self.analysis.image.layers) - 1
+
+    @on(FileTree.RowHighlighted)
+    def row_highlighted(self, event: FileTree.RowHighlighted) -> None:
+        self.query_one(DetailsPane).show_row(event.row)
+
+    @on(Input.Changed, "#search")
+    def search_changed(self, event: Input.Changed) -> None:
+        if self._search_timer is not None:
+            self._search_timer.stop()
+        self._search_timer = self.set_timer(0.15, lambda: self.apply_search(event.value))
+
+    @on(Input.Submitted, "#search")
+    def search_submitted(self, event: Input.Submitted) -> None:
+        self.apply_search(event.value)
+        self.query_one(FileTree).focus()
+
+    def apply_search(self, query: str) -> None:
+        """Filter the tree to paths matching the query (substring, or regex after `re:`)."""
+        regex = query.startswith("re:")
+        try:
+            self.allowed = search(self.source().all_paths(), query[3:] if regex else query, regex)
+        except re.error as exc:
+            self.notify(f"bad regular expression: {exc}", severity="error")
+            return
+        self.focus_paths = None
+        self.refresh_tree()
+        if self.allowed:
+            self._expand_matches()
+
+    def _expand_matches(self, budget: int = 200) -> None:
+        """Open folders breadth-first while few matches are on screen."""
+        tree = self.query_one(FileTree)
+        queue = list(tree.root.children)
+        shown = 0
+        while queue and shown < budget:
+            node = queue.pop(0)
+            shown += 1
+            if node.allow_expand:
+                tree._ensure_filled(node)
+                node.expand()
+                queue.extend(node.children)
+
+    # -- actions -----------------------------------------------------------------------------------
+    def action_search(self) -> None:
+        search_box = self.query_one("#search", Input)
+        search_box.display = True
+        search_box.focus()
+
+    def action_clear(self) -> None:
+        search_box = self.query_one("#search", Input)
+        if search_box.display:
+            search_box.value = ""
+            search_box.display = False
+        self.allowed = None
+        self.focus_paths = None
+        self.refresh_tree()
+        self.query_one(FileTree).focus()
+
+    def action_toggle_mark(self, mark: str) -> None:
+        marks = self.filters.marks
+        if mark in marks:
+            marks.discard(mark)
+        else:
+            marks.add(mark)
+        self.refresh_tree()
+
+    def action_removable_only(self) -> None:
+        self.filters.removable_only = not self.filters.removable_only
+        self.refresh_tree()
+
+    def action_min_size(self) -> None:
+        steps = SIZE_STEPS
+        current = steps.index(self.filters.min_size) if self.filters.min_size in steps else 0
+        self.filters.min_size = steps[(current + 1) % len(steps)]
+        self.refresh_tree()
+
+    def action_sort(self) -> None:
+        self.filters.sort_by_name = not self.filters.sort_by_name
+        self.refresh_tree()
+
+    def action_layer_mode(self) -> None:
+        self.changes_only = not self.changes_only
+        self.allowed = None
+        self.refresh_tree()
+
+    def action_collapse_all(self) -> None:
+        tree = self.query_one(FileTree)
+        for node in tree.root.children:
+            node.collapse_all()
+
+    def action_toggle_node(self) -> None:
+        tree = self.query_one(FileTree)
+        if tree.cursor_node is not None and tree.cursor_node.allow_expand:
+            tree.cursor_node.toggle()
+
+    def action_expand(self) -> None:
+        self.query_one(FileTree).action_expand()
+
+    def action_collapse_or_parent(self) -> None:
+        self.query_one(FileTree).action_collapse_or_parent()
+
+    def action_parent(self) -> None:
+        self.query_one(FileTree).action_parent()
+
+    def action_cursor_down(self) -> None:
+        self.focused.action_cursor_down() if hasattr(self.focused, "action_cursor_down") else None
+
+    def action_cursor_up(self) -> None:
+        self.focused.action_cursor_up() if hasattr(self.focused, "action_cursor_up") else None
+
+    def action_focus_pane(self, pane: str) -> None:
+        self.query_one(f"#{pane}").focus()
+
+    def action_copy_path(self) -> None:
+        row = self.query_one(FileTree).selected_row()
+        if row is None:
+            self.notify("no path selected")
+            return
+        from slimscope.sanitize import visible
+
+        shown = "/" + visible(row.path)
+        self.app.copy_to_clipboard("/" + row.path.decode("utf-8", "surrogateescape"))
+        self.notify(Text("copied ") + Text(shown))
+
+    def action_export_json(self) -> None:
+        from slimscope.report.json_doc import document, dump
+
+        name = f"slimscope-{self.analysis.image.id.removeprefix('sha256:')[:12]}.json"
+        try:
+            with open(name, "w", encoding="utf-8") as out:
+                dump(document(self.analysis), out)
+        except OSError as exc:
+            self.notify(f"cannot write {name}: {exc.strerror or exc}", severity="error")
+            return
+        self.notify(f"wrote {os.path.abspath(name)}")
+
+
+def _with_descendants(allowed: set[bytes], source: TreeSource, roots: list[bytes]) -> set[bytes]:
+    """Add everything below the chosen roots, so a chosen folder shows its contents."""
+    prefixes = tuple(root + b"/" for root in roots)
+    for path in source.all_paths():
+        if path.startswith(prefixes):
+            allowed.add(path)
+    return allowed
+
+
+class ExplorerApp(App):
+    """slimscope's explorer."""
+
+    TITLE = "slimscope"
+    CSS_PATH = CSS_PATH
+    BINDINGS = [
+        Binding("q", "quit", "Quit", show=True),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+        Binding("question_mark,f1", "help", "Help", show=True),
+    ]
+
+    def __init__(self, reference: str, load: Callable[[Progress], Analysis] | None = None,
+                 analysis: Analysis | None = None) -> None:
+        super().__init__()
+        self.reference = reference
+        self.load = load
+        self.analysis = analysis
+        self.error: str | None = None
+        self.exc: BaseException | None = None
+        self._progress = {"what": "reading", "done": 0, "total": None, "blobs": 0, "last": 0.0}
+
+    def on_mount(self) -> None:
+        if self.analysis is not None:
+            self.push_screen(MainScreen(self.analysis))
+            return
+        self.push_screen(LoadingScreen(self.reference))
+        self.run_load()
+
+    @work(thread=True, exclusive=True, exit_on_error=False)
+    def run_load(self) -> None:
+        """Read and analyse the image in a thread, posting progress."""
+        state = self._progress
+
+        def start(what: str, total: int | None) -> None:
+            state["what"], state["total"] = what, total
+            self._post_progress(force=True)
+
+        def advance(n: int) -> None:
+            state["done"] += n
+            self._post_progress()
+
+        def blob(_: str) -> None:
+            state["blobs"] += 1
+            self._post_progress(force=True)
+
+        assert self.load is not None
+        try:
+            analysis = self.load(Progress(start=start, advance=advance, blob=blob))
+        except BaseException as exc:  # reported on the UI thread, which exits with code 2
+            from slimscope.errors import SlimscopeError
+
+            text = str(exc) if isinstance(exc, SlimscopeError) else f"internal error: {exc.__class__.__name__}: {exc}"
+            self.post_message(Failed(text, exc))
+            return
+        self.post_message(Loaded(analysis))
+
+    def _post_progress(self, force: bool = False) -> None:
+        state = self._progress
+        now = time.monotonic()
+        if force or now - state["last"] > 0.05:
+            state["last"] = now
+            self.post_message(ProgressUpdate(state["what"], state["done"], state["total"], state["blobs"]))
+
+    @on(ProgressUpdate)
+    def progress_update(self, message: ProgressUpdate) -> None:
+        if isinstance(self.screen, LoadingScreen):
+            self.screen.update_progress(message)
+
+    @on(Loaded)
+    def loaded(self, message: Loaded) -> None:
+        self.analysis = message.analysis
+        self.switch_screen(MainScreen(message.analysis))
+
+    @on(Failed)
+    def failed(self, message: Failed) -> None:
+        self.error = message.error
+        self.exc = message.exc
+        self.exit(return_code=2)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        if isinstance(screen, MainScreen):
+            for key in KEYS:
+                if key.action.startswith(("app.", "quit", "help", "cursor_", "focus_pane")):
+                    continue
+                action = key.action
+                yield SystemCommand(key.description, f"key: {key.keys}",
+                                    lambda action=action: screen.run_action(action))
+        yield SystemCommand("Help: every key binding", "key: ?", self.action_help)

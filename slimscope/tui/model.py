@@ -1,0 +1,368 @@
+"""What the explorer shows, computed without Textual: tree rows, filters, search and details.
+
+The widgets only turn these rows into lines; everything here is plain Python so it is tested and
+benchmarked directly. Children lists are built on demand for the folder being opened, with folder
+totals computed once per view in a single pass.
+"""
+
+from __future__ import annotations
+
+import re
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from slimscope.analysis.core import Analysis
+from slimscope.fs import ADDED, IMPLIED, MASK, META, MODIFIED, SHIFT, UNCHANGED, Dir, Filesystem
+from slimscope.image.layer import DIR, FILE, HARDLINK, KIND_NAMES, OPAQUE, OTHER_WH, SYMLINK, WHITEOUT
+
+# Marks: one symbol per change, so the tree is readable without colour.
+MARK_ADDED = "+"
+MARK_MODIFIED = "~"
+MARK_META = "="  # stored again with the same content (chmod, chown, touch)
+MARK_DELETED = "-"
+MARK_NONE = " "
+CODE_MARK = {ADDED: MARK_ADDED, MODIFIED: MARK_MODIFIED, META: MARK_META, UNCHANGED: MARK_NONE}
+MARK_NAMES = {MARK_ADDED: "added", MARK_MODIFIED: "modified", MARK_META: "stored again",
+              MARK_DELETED: "deleted", MARK_NONE: "unchanged"}
+SIZE_STEPS = (0, 1_000, 100_000, 1_000_000, 10_000_000, 100_000_000)
+CHUNK = 300  # children shown per folder before a "more" row
+
+
+@dataclass(slots=True)
+class Row:
+    """One line of the file tree."""
+
+    name: bytes
+    path: bytes
+    is_dir: bool
+    kind: int  # member kind (layer.FILE, DIR, ...)
+    size: int  # file bytes; for folders the bytes below them
+    files: int  # files below a folder (1 for a file)
+    mark: str
+    rule: str | None = None  # the finding rule that claimed this path or a parent
+    removable: int = 0  # removable bytes at or below this path
+    ref: int | None = None  # the member behind the row (None for implied folders and deletions)
+    link: bytes | None = None
+
+
+@dataclass
+class Filters:
+    """What the tree shows."""
+
+    marks: set[str] = field(default_factory=lambda: {MARK_ADDED, MARK_MODIFIED, MARK_META, MARK_DELETED, MARK_NONE})
+    removable_only: bool = False
+    min_size: int = 0
+    sort_by_name: bool = False
+
+    def admits(self, row: Row) -> bool:
+        """Whether a row passes the filters (folders pass when something below them might)."""
+        if row.is_dir:
+            return (not self.removable_only or row.removable > 0) and row.size >= self.min_size
+        if row.mark not in self.marks:
+            return False
+        if self.removable_only and row.rule is None:
+            return False
+        return row.size >= self.min_size
+
+
+class TreeSource:
+    """A tree the explorer can show: the filesystem as of a layer, or what one layer changed."""
+
+    title = ""
+
+    def children(self, path: bytes) -> list[Row]:
+        """The rows directly below a folder (unsorted, unfiltered)."""
+        raise NotImplementedError
+
+    def all_paths(self) -> list[bytes]:
+        """Every path of the tree, for search."""
+        raise NotImplementedError
+
+
+class _Totals:
+    """Bytes, files and removable bytes below every folder of a Filesystem, in one pass."""
+
+    def __init__(self, fs: Filesystem, analysis: Analysis) -> None:
+        self.bytes: dict[bytes, int] = {}
+        self.files: dict[bytes, int] = {}
+        self.removable: dict[bytes, int] = {}
+        roots = analysis.removables.roots
+        layers = fs.layers
+        # iterative post-order walk
+        order: list[tuple[bytes, Dir, bool]] = []
+        stack: list[tuple[bytes, Dir, bool]] = [(b"", fs.root, False)]
+        while stack:
+            path, node, claimed = stack.pop()
+            order.append((path, node, claimed))
+            for name, child in node.children.items():
+                if type(child) is Dir:
+                    child_path = path + b"/" + name if path else name
+                    stack.append((child_path, child, claimed or child_path in roots))
+        for path, node, claimed in reversed(order):
+            total = files = removable = 0
+            for name, child in node.children.items():
+                if type(child) is Dir:
+                    child_path = path + b"/" + name if path else name
+                    total += self.bytes[child_path]
+                    files += self.files[child_path]
+                    removable += self.removable[child_path]
+                    continue
+                entries = layers[child >> SHIFT]
+                index = child & MASK
+                kind = entries.kinds[index]
+                if kind == FILE:
+                    size = entries.sizes[index]
+                    total += size
+                    files += 1
+                    if claimed or (path + b"/" + name if path else name) in roots:
+                        removable += size
+                elif kind == HARDLINK:
+                    files += 1
+            self.bytes[path] = total
+            self.files[path] = files
+            self.removable[path] = removable
+
+
+class FsSource(TreeSource):
+    """The merged filesystem after layer `layer`; rows added or changed by that layer are marked."""
+
+    def __init__(self, analysis: Analysis, fs: Filesystem, layer: int) -> None:
+        self.analysis = analysis
+        self.fs = fs
+        self.layer = layer
+        self.title = f"filesystem as of layer {layer}"
+        self.totals = _Totals(fs, analysis)
+        self._codes = fs.changes[layer].codes if fs.changes else bytearray()
+        self._removals: dict[bytes, list[tuple[bytes, int, int]]] = {}
+        for path, count, size, _ in fs.changes[layer].removals if fs.changes else ():
+            parent, _, name = path.rpartition(b"/")
+            self._removals.setdefault(parent, []).append((name, count, size))
+        self._paths: list[bytes] | None = None
+
+    def children(self, path: bytes) -> list[Row]:
+        node = self.fs.lookup(path)
+        rows: list[Row] = []
+        if type(node) is Dir:
+            rule_of = self.analysis.removables.rule_of
+            parent_rule = rule_of(path) if path else None
+            roots = self.analysis.removables.roots
+            layers = self.fs.layers
+            inherited = parent_rule
+            for name, child in node.children.items():
+                child_path = path + b"/" + name if path else name
+                rule = roots.get(child_path, inherited)
+                if type(child) is Dir:
+                    rows.append(Row(name, child_path, True, DIR, self.totals.bytes.get(child_path, 0),
+                                    self.totals.files.get(child_path, 0), self._mark(child.ref), rule,
+                                    self.totals.removable.get(child_path, 0),
+                                    child.ref if child.ref != IMPLIED else None))
+                    continue
+                entries = layers[child >> SHIFT]
+                index = child & MASK
+                kind = entries.kinds[index]
+                size = entries.sizes[index] if kind == FILE else 0
+                rows.append(Row(name, child_path, False, kind, size, 1, self._mark(child), rule,
+                                size if rule else 0, child, entries.links.get(index)))
+        for name, count, size in self._removals.get(path, ()):
+            rows.append(Row(name, path + b"/" + name if path else name, count > 1, WHITEOUT, size, count,
+                            MARK_DELETED))
+        return rows
+
+    def _mark(self, ref: int) -> str:
+        if ref == IMPLIED or ref >> SHIFT != self.layer:
+            return MARK_NONE
+        return CODE_MARK.get(self._codes[ref & MASK], MARK_NONE)
+
+    def all_paths(self) -> list[bytes]:
+        if self._paths is None:
+            self._paths = [path for path, _ in self.fs.walk()]
+        return self._paths
+
+
+class LayerSource(TreeSource):
+    """Only what one layer stored (and deleted), as a tree."""
+
+    def __init__(self, analysis: Analysis, layer: int) -> None:
+        self.analysis = analysis
+        self.layer = layer
+        self.title = f"changes of layer {layer}"
+        entries = analysis.fs.layers[layer]
+        codes = analysis.fs.changes[layer].codes
+        removed = {path: (count, size) for path, count, size, _ in analysis.fs.changes[layer].removals}
+        self._rows: dict[bytes, list[Row]] = {}
+        self._dirs: dict[bytes, Row] = {}
+        totals: dict[bytes, int] = {}
+        for index, path in enumerate(entries.paths):
+            kind = entries.kinds[index]
+            if not path or kind in (OPAQUE, OTHER_WH):
+                continue
+            if kind == WHITEOUT:
+                count, size = removed.get(path, (0, 0))
+                row = Row(path.rpartition(b"/")[2], path, count > 1, WHITEOUT, size, count, MARK_DELETED)
+            else:
+                size = entries.sizes[index] if kind == FILE else 0
+                ref = layer << SHIFT | index
+                row = Row(path.rpartition(b"/")[2], path, kind == DIR, kind, size, 0 if kind == DIR else 1,
+                          CODE_MARK.get(codes[index], MARK_NONE), analysis.removables.rule_of(path), 0, ref,
+                          entries.links.get(index))
+                if kind == DIR:
+                    if path in self._dirs:
+                        continue
+                    self._dirs[path] = row
+            self._add(row)
+            if not row.is_dir or kind == WHITEOUT:
+                parent = path
+                while parent:
+                    parent = parent.rpartition(b"/")[0]
+                    totals[parent] = totals.get(parent, 0) + row.size
+        for path, row in self._dirs.items():
+            row.size = totals.get(path, 0)
+
+    def _add(self, row: Row) -> None:
+        parent = row.path.rpartition(b"/")[0]
+        if parent and parent not in self._dirs:
+            implied = Row(parent.rpartition(b"/")[2], parent, True, DIR, 0, 0, MARK_NONE)
+            self._dirs[parent] = implied
+            self._add(implied)
+        self._rows.setdefault(parent, []).append(row)
+
+    def children(self, path: bytes) -> list[Row]:
+        return list(self._rows.get(path, ()))
+
+    def all_paths(self) -> list[bytes]:
+        return [row.path for rows in self._rows.values() for row in rows]
+
+
+def arrange(rows: Iterable[Row], filters: Filters, allowed: set[bytes] | None = None) -> list[Row]:
+    """Filter and sort rows for display: biggest first (or by name), folders and files mixed."""
+    kept = [r for r in rows if filters.admits(r) and (allowed is None or r.path in allowed)]
+    if filters.sort_by_name:
+        kept.sort(key=lambda r: r.name)
+    else:
+        kept.sort(key=lambda r: (-r.size, r.name))
+    return kept
+
+
+def search(paths: list[bytes], query: str, regex: bool = False) -> set[bytes] | None:
+    """Paths matching a substring (case-insensitive) or a regex, plus their parent folders.
+
+    Returns None for an empty query (no filter); raises re.error for a bad regex.
+    """
+    if not query:
+        return None
+    if regex:
+        pattern = re.compile(query.encode("utf-8", "surrogateescape"), re.IGNORECASE)
+        hits = [p for p in paths if pattern.search(p)]
+    else:
+        needle = query.encode("utf-8", "surrogateescape").lower()
+        hits = [p for p in paths if needle in p.lower()]
+    allowed = set(hits)
+    for path in hits:
+        parent = path.rpartition(b"/")[0]
+        while parent and parent not in allowed:
+            allowed.add(parent)
+            parent = parent.rpartition(b"/")[0]
+    return allowed
+
+
+class PathIndex:
+    """For every path: which layers touched it and how, and which package owns it (built on first use)."""
+
+    def __init__(self, analysis: Analysis) -> None:
+        self.analysis = analysis
+        self._events: dict[bytes, list[tuple[int, str]]] | None = None
+        self._removed: dict[bytes, list[int]] = {}
+        self._owners: dict[bytes, str] | None = None
+
+    def events(self, path: bytes) -> list[tuple[int, str]]:
+        """(layer, what happened) for a path, oldest first, deletions of a parent folder included."""
+        if self._events is None:
+            self._build()
+        assert self._events is not None
+        found = list(self._events.get(path, ()))
+        parent = path
+        while parent:
+            parent = parent.rpartition(b"/")[0]
+            for layer in self._removed.get(parent, ()):
+                found.append((layer, f"deleted with /{parent.decode('utf-8', 'backslashreplace')}"))
+        for layer in self._removed.get(path, ()):
+            found.append((layer, "deleted"))
+        return sorted(found)
+
+    def _build(self) -> None:
+        events: dict[bytes, list[tuple[int, str]]] = {}
+        fs = self.analysis.fs
+        names = {ADDED: "added", MODIFIED: "modified", META: "stored again", UNCHANGED: "listed again"}
+        for layer, entries in enumerate(fs.layers):
+            codes = fs.changes[layer].codes
+            kinds = entries.kinds
+            for index, path in enumerate(entries.paths):
+                if kinds[index] >= WHITEOUT:
+                    continue
+                events.setdefault(path, []).append((layer, names.get(codes[index], "stored")))
+            for path, _, _, what in fs.changes[layer].removals:
+                if what != "opaque":
+                    self._removed.setdefault(path, []).append(layer)
+        self._events = events
+
+    def owner(self, path: bytes) -> str | None:
+        """`dpkg gcc-12 12.2.0` for a path some package owns."""
+        if self._owners is None:
+            owners: dict[bytes, str] = {}
+            for package in self.analysis.packages:
+                label = f"{package.manager} {package.name} {package.version}".strip()
+                for owned in package.paths:
+                    owners.setdefault(owned, label)
+            self._owners = owners
+        return self._owners.get(path)
+
+
+def describe(analysis: Analysis, index: PathIndex, row: Row) -> list[tuple[str, str]]:
+    """Label/value pairs for the details pane (values are raw strings: the view sanitizes them)."""
+    fs = analysis.fs
+    path_text = "/" + row.path.decode("utf-8", "surrogateescape")
+    out: list[tuple[str, str]] = [("path", path_text)]
+    if row.mark == MARK_DELETED and row.ref is None:
+        out.append(("status", f"deleted ({row.files} path(s), {row.size:,} bytes)"))
+    if row.ref is not None:
+        entry = fs.entry(row.ref)
+        out.append(("type", KIND_NAMES[entry.kind]))
+        if row.is_dir:
+            out.append(("size", f"{row.size:,} bytes in {row.files:,} files below"))
+        elif entry.kind == HARDLINK:
+            data = fs.entry(fs.data_ref(row.ref))
+            out.append(("size", f"{data.size:,} bytes (shared with the file it links to)"))
+        else:
+            out.append(("size", f"{entry.size:,} bytes"))
+        out.append(("mode", stat.filemode(_mode_bits(entry.kind) | entry.mode)))
+        out.append(("owner", f"{entry.uid}:{entry.gid}"))
+        if entry.link is not None:
+            out.append(("link", ("-> " if entry.kind == SYMLINK else "hard link to /") +
+                        entry.link.decode("utf-8", "surrogateescape")))
+        digest = fs.entry(fs.data_ref(row.ref)).digest_hex if entry.kind in (FILE, HARDLINK) else None
+        if digest:
+            out.append(("digest", digest))
+        layer = row.ref >> SHIFT
+        out.append(("layer", f"{layer}: {analysis.instruction_of(layer) or '(no history)'}"))
+    elif row.is_dir:
+        out.append(("size", f"{row.size:,} bytes in {row.files:,} files below"))
+    history = index.events(row.path)
+    if history:
+        out.append(("history", "; ".join(f"layer {layer} {what}" for layer, what in history)))
+    owner = index.owner(row.path)
+    if owner:
+        out.append(("package", owner))
+    rule = analysis.removables.rule_of(row.path)
+    if rule:
+        finding = next((f for f in analysis.findings if f.rule.id == rule), None)
+        if finding:
+            out.append(("finding", f"{finding.rule.title} [{rule}, {finding.rule.category}]"))
+            out.append(("remedy", finding.rule.remedy))
+    if row.is_dir and row.removable:
+        out.append(("removable", f"{row.removable:,} of {row.size:,} bytes below"))
+    return out
+
+
+def _mode_bits(kind: int) -> int:
+    return {DIR: stat.S_IFDIR, SYMLINK: stat.S_IFLNK}.get(kind, stat.S_IFREG)
