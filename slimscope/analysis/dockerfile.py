@@ -25,8 +25,6 @@ others         ``#(nop)  ENV A=b`` ...                                ``ENV A=b`
 
 A SHELL instruction changes ``/bin/sh -c`` in later classic lines; ONBUILD triggers of the parent stage
 run (and are recorded like ordinary instructions) before the first instruction of the child stage.
-
-The analysis core: no textual import here.
 """
 
 from __future__ import annotations
@@ -490,8 +488,8 @@ def align(dockerfile: Dockerfile, history: list[HistoryEntry], target: str | int
     The instructions of the target stage, after those of the stages it is built FROM (recursively) and
     the ONBUILD triggers of each parent stage, are aligned with the history by dynamic programming from
     the newest entry backwards: entries older than the first matched instruction are the base image's
-    (when the first stage is FROM an image, not `scratch`). Only an unknown `target` raises
-    (SlimscopeError).
+    (when the first stage is FROM an image, not `scratch`; ONBUILD triggers of such an image land there
+    too). Entries no instruction explains stay None. Only an unknown `target` raises (SlimscopeError).
     """
     stage = dockerfile.stage(target)
     entries = list(history or [])

@@ -524,8 +524,10 @@ def _mark_build_only(nodes: list[_Node], manual: list[bool] | None) -> None:
     """Mark build-only packages by name, then those only the build-only ones need.
 
     needed = the dependency closure (stopping at build-only packages) of every package that is
-    neither build-only by name nor pulled in by one, of Essential/required packages and of those
-    installed by hand (`manual`, from apt's extended_states or apk's world).
+    neither build-only by name nor pulled in by one, of Essential/required packages, of those
+    installed by hand (`manual`, from apt's extended_states or apk's world) and of those installed
+    in an earlier layer than every build-only package that pulls them in (they came first, so they
+    were wanted for themselves).
     """
     providers: dict[str, list[int]] = {}
     for i, node in enumerate(nodes):
@@ -550,16 +552,32 @@ def _mark_build_only(nodes: list[_Node], manual: list[bool] | None) -> None:
     if not build:
         return
     pulled = _closure(build, deps, providers)
-    roots = [
-        i for i, node in enumerate(nodes)
-        if i not in build and (i not in pulled or node.protected or (manual is not None and manual[i]))
-    ]
+    reach = _reach(build, deps, providers)
+    first_puller: dict[int, int] = {}  # the earliest layer of a build-only package pulling it in
+    for b, reached in reach.items():
+        layer = nodes[b].package.layer
+        if layer is not None:
+            for i in reached:
+                if layer < first_puller.get(i, layer + 1):
+                    first_puller[i] = layer
+    roots = []
+    for i, node in enumerate(nodes):
+        if i in build:
+            continue
+        layer = node.package.layer
+        if (
+            i not in pulled
+            or node.protected
+            or (manual is not None and manual[i])
+            or (layer is not None and i in first_puller and layer < first_puller[i])
+        ):
+            roots.append(i)
     needed = _closure(roots, deps, providers, stop=build)
     for i, reason in build.items():
         nodes[i].package.build_only = True
         nodes[i].package.reason = reason
-    candidates = {i for i in pulled if i not in build and i not in needed and not nodes[i].protected}
-    pullers = _pullers(build, candidates, deps, providers, [node.package.name for node in nodes])
+    candidates = {i for i in pulled if i not in build and i not in needed}
+    pullers = _pullers(reach, set(build), candidates, [node.package.name for node in nodes])
     for i in candidates:
         names = pullers.get(i, [])
         nodes[i].package.build_only = True
@@ -595,29 +613,31 @@ def _closure(
     return seen
 
 
-def _pullers(
-    build: dict[int, str],
-    candidates: set[int],
-    deps: list[list[str]],
-    providers: dict[str, list[int]],
-    names: list[str],
-) -> dict[int, list[str]]:
-    """For each candidate, the names of the build-only packages that pull it in, topmost first.
-
-    Topmost: not pulled in by another of them (gcc-12 before the cpp-12 it depends on); then by name.
-    """
-    if not candidates:
-        return {}
+def _reach(
+    build: Iterable[int], deps: list[list[str]], providers: dict[str, list[int]]
+) -> dict[int, set[int]]:
+    """Each build-only package's own dependency closure (within a budget of steps overall)."""
     budget = [PULLER_BUDGET]
     reach: dict[int, set[int]] = {}
     for b in sorted(build):
         if budget[0] <= 0:
             break
         reach[b] = _closure([b], deps, providers, budget=budget)
+    return reach
+
+
+def _pullers(
+    reach: dict[int, set[int]], build: set[int], candidates: set[int], names: list[str]
+) -> dict[int, list[str]]:
+    """For each candidate, the names of the build-only packages that pull it in, topmost first.
+
+    Topmost: not pulled in by another of them (gcc-12 before the cpp-12 it depends on); then by name.
+    """
     found: dict[int, list[int]] = {}
     for b, reached in reach.items():
-        for i in reached & candidates:
-            found.setdefault(i, []).append(b)
+        if b in build:
+            for i in reached & candidates:
+                found.setdefault(i, []).append(b)
     inner = {b: {c for c in reached if c in build and c != b} for b, reached in reach.items()}
     out: dict[int, list[str]] = {}
     for i, pulled_by in found.items():
@@ -639,6 +659,8 @@ def _pip(fs: Filesystem, owner: _Owner, visible: list[tuple[bytes, int, bytes]])
             continue
         site, _, dist_info = folder.rpartition(b"/")
         name, version, depends = _pip_metadata(fs, folder, dist_info)
+        if not name:
+            continue
         package = Package(
             manager="pip", name=name, version=version, layer=layer, location=folder, depends=depends
         )
@@ -855,9 +877,9 @@ def _npm_build_only(
             packages[i].build_only = True
             packages[i].reason = reason
     candidates = {i for i in pulled if i not in dev and i not in needed}
-    build = {i: r for i, r in dev.items() if i not in needed}
+    build = {i for i in dev if i not in needed}
     labels = [package.name for package in packages] + ["" for _ in apps]
-    pullers = _pullers(build, candidates, names, providers, labels)
+    pullers = _pullers(_reach(build, names, providers), build, candidates, labels)
     for i in candidates:
         by = pullers.get(i, [])
         packages[i].build_only = True

@@ -239,6 +239,13 @@ def _is_dir(ctx: _Context, path: bytes, node: int | Dir) -> bool:
     return type(node) is Dir
 
 
+def _is_file(ctx: _Context, path: bytes, node: int | Dir) -> bool:
+    if type(node) is Dir:
+        return False
+    kind = ctx.fs.layers[node >> SHIFT].kinds[node & MASK]
+    return kind == FILE or kind == HARDLINK
+
+
 def _in_build_tree(ctx: _Context, path: bytes, node: int | Dir) -> bool:
     folder = _parent(path)
     trail = []
@@ -286,6 +293,7 @@ PATH_DETECTORS: dict[str, Callable[[_Context, bytes, int | Dir], bool]] = {
     "java_home": _java_home,
     "pycache_with_source": _pycache_with_source,
     "is_dir": _is_dir,
+    "is_file": _is_file,
     "in_build_tree": _in_build_tree,
     "locale_not_in_use": _locale_not_in_use,
 }
