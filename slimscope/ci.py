@@ -31,8 +31,22 @@ DEFAULTS: dict[str, Any] = {
     "max-removable-bytes": {},
     "max-secrets": 0,
 }
-_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
-          "kib": 2**10, "mib": 2**20, "gib": 2**30, "ki": 2**10, "mi": 2**20, "gi": 2**30}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 10**3,
+    "kb": 10**3,
+    "m": 10**6,
+    "mb": 10**6,
+    "g": 10**9,
+    "gb": 10**9,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "ki": 2**10,
+    "mi": 2**20,
+    "gi": 2**30,
+}
 
 
 def parse_size(value: Any) -> int:
@@ -111,28 +125,51 @@ def evaluate(analysis: Analysis, limits: dict[str, Any]) -> list[Check]:
     """Check every enabled threshold."""
     summary = analysis.summary
     checks: list[Check] = []
-    from slimscope.report.text import human
+    from slimscope.report.text import human as _human
+
+    def human(n: int) -> str:
+        return f"{n:,} B ({_human(n)})" if n >= 1000 else f"{n} B"
 
     lowest = limits.get("lowestEfficiency")
     if lowest is not None and str(lowest).lower() != "disabled":
         ratio = parse_ratio(lowest)
-        checks.append(Check("lowestEfficiency", summary.dive_efficiency >= ratio,
-                            f"dive efficiency {summary.dive_efficiency:.4f}, lowest allowed {ratio}"))
+        checks.append(
+            Check(
+                "lowestEfficiency",
+                summary.dive_efficiency >= ratio,
+                f"dive efficiency {summary.dive_efficiency:.4f}, lowest allowed {ratio}",
+            )
+        )
     highest = limits.get("highestWastedBytes")
     if highest is not None and str(highest).lower() != "disabled":
         limit = parse_size(highest)
-        checks.append(Check("highestWastedBytes", summary.dive_wasted_bytes <= limit,
-                            f"dive wasted bytes {human(summary.dive_wasted_bytes)}, highest allowed {human(limit)}"))
+        checks.append(
+            Check(
+                "highestWastedBytes",
+                summary.dive_wasted_bytes <= limit,
+                f"dive wasted bytes {human(summary.dive_wasted_bytes)}, highest allowed {human(limit)}",
+            )
+        )
     user = limits.get("highestUserWastedPercent")
     if user is not None and str(user).lower() != "disabled":
         ratio = parse_ratio(user)
-        checks.append(Check("highestUserWastedPercent", summary.dive_user_wasted_percent <= ratio,
-                            f"dive user wasted {summary.dive_user_wasted_percent:.4f}, highest allowed {ratio}"))
+        checks.append(
+            Check(
+                "highestUserWastedPercent",
+                summary.dive_user_wasted_percent <= ratio,
+                f"dive user wasted {summary.dive_user_wasted_percent:.4f}, highest allowed {ratio}",
+            )
+        )
     hidden = limits.get("max-hidden-bytes")
     if hidden is not None:
         limit = parse_size(hidden)
-        checks.append(Check("max-hidden-bytes", summary.hidden_bytes <= limit,
-                            f"hidden {human(summary.hidden_bytes)}, at most {human(limit)}"))
+        checks.append(
+            Check(
+                "max-hidden-bytes",
+                summary.hidden_bytes <= limit,
+                f"hidden {human(summary.hidden_bytes)}, at most {human(limit)}",
+            )
+        )
     removable = limits.get("max-removable-bytes") or {}
     if not isinstance(removable, dict):
         raise SlimscopeError("max-removable-bytes must map categories to sizes")
@@ -141,10 +178,17 @@ def evaluate(analysis: Analysis, limits: dict[str, Any]) -> list[Check]:
             raise SlimscopeError(f"unknown category {category!r} (one of {', '.join(CATEGORIES)})")
         limit = parse_size(value)
         found = summary.removable_bytes[category]
-        checks.append(Check(f"max-removable-bytes.{category}", found <= limit,
-                            f"removable {category} {human(found)}, at most {human(limit)}"))
+        checks.append(
+            Check(
+                f"max-removable-bytes.{category}",
+                found <= limit,
+                f"removable {category} {human(found)}, at most {human(limit)}",
+            )
+        )
     secrets = limits.get("max-secrets")
     if secrets is not None:
         count = sum(len(f.paths) for f in analysis.findings if f.rule.category == "secret")
-        checks.append(Check("max-secrets", count <= int(secrets), f"{count} possible secret file(s), at most {secrets}"))
+        checks.append(
+            Check("max-secrets", count <= int(secrets), f"{count} possible secret file(s), at most {secrets}")
+        )
     return checks

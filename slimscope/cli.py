@@ -42,28 +42,50 @@ def build_parser() -> argparse.ArgumentParser:
     out = parser.add_argument_group("output")
     out.add_argument("--json", metavar="FILE", help="write the JSON document to FILE ('-' for stdout)")
     out.add_argument("--sarif", metavar="FILE", help="write findings as SARIF 2.1.0 to FILE ('-' for stdout)")
-    out.add_argument("--format", choices=("text", "json", "sarif"),
-                     help="write this format to stdout (or to --output)")
+    out.add_argument(
+        "--format", choices=("text", "json", "sarif"), help="write this format to stdout (or to --output)"
+    )
     out.add_argument("-o", "--output", metavar="FILE", help="where --format writes (default: stdout)")
     out.add_argument("--summary", action="store_true", help="print the text summary")
     attrib = parser.add_argument_group("attribution")
     attrib.add_argument("--dockerfile", metavar="PATH", help="the Dockerfile the image was built from")
-    attrib.add_argument("--build-arg", metavar="KEY=VALUE", action="append", default=[],
-                        help="a build argument used for the build (repeatable)")
-    attrib.add_argument("--stage", metavar="NAME=IMAGE", action="append", default=[],
-                        help="an image of a builder stage (docker build --target NAME); repeatable")
+    attrib.add_argument(
+        "--build-arg",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="a build argument used for the build (repeatable)",
+    )
+    attrib.add_argument(
+        "--stage",
+        metavar="NAME=IMAGE",
+        action="append",
+        default=[],
+        help="an image of a builder stage (docker build --target NAME); repeatable",
+    )
     ci = parser.add_argument_group("CI mode (exit 0 pass, 1 fail, 2 error)")
     ci.add_argument("--ci", action="store_true", help="check thresholds and exit 1 if any fails")
-    ci.add_argument("--ci-config", metavar="FILE",
-                    help="thresholds file (default: .slimscope.toml, or [tool.slimscope.ci] in pyproject.toml)")
+    ci.add_argument(
+        "--ci-config",
+        metavar="FILE",
+        help="thresholds file (default: .slimscope.toml, or [tool.slimscope.ci] in pyproject.toml)",
+    )
     ci.add_argument("--lowest-efficiency", metavar="RATIO", help="dive's lowestEfficiency (default 0.9)")
     ci.add_argument("--highest-wasted-bytes", metavar="SIZE", help="dive's highestWastedBytes (default off)")
-    ci.add_argument("--highest-user-wasted-percent", metavar="RATIO",
-                    help="dive's highestUserWastedPercent (default 0.1)")
+    ci.add_argument(
+        "--highest-user-wasted-percent", metavar="RATIO", help="dive's highestUserWastedPercent (default 0.1)"
+    )
     ci.add_argument("--max-hidden-bytes", metavar="SIZE", help="most hidden bytes allowed (default off)")
-    ci.add_argument("--max-removable", metavar="CATEGORY=SIZE", action="append", default=[],
-                    help="most removable bytes of a category (toolchain, cache, source, docs, secret); repeatable")
-    ci.add_argument("--max-secrets", metavar="N", type=int, help="most possible secret files allowed (default 0)")
+    ci.add_argument(
+        "--max-removable",
+        metavar="CATEGORY=SIZE",
+        action="append",
+        default=[],
+        help="most removable bytes of a category (toolchain, cache, source, docs, secret); repeatable",
+    )
+    ci.add_argument(
+        "--max-secrets", metavar="N", type=int, help="most possible secret files allowed (default 0)"
+    )
     parser.add_argument("--image", dest="select", metavar="TAG", help="which image of a multi-image archive")
     parser.add_argument(
         "--platform",
@@ -135,9 +157,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.format:
         _emit(args.format, args.output or "-", analysis, args, dockerfile_lines)
     wrote = bool(args.json or args.sarif or args.format)
-    if args.summary or not wrote:
-        if not (args.format == "text" and args.output in (None, "-")):
-            _emit("text", "-", analysis, args, dockerfile_lines)
+    text_on_stdout = args.format == "text" and args.output in (None, "-")
+    if (args.summary or not wrote) and not text_on_stdout:
+        _emit("text", "-", analysis, args, dockerfile_lines)
     if args.ci:
         return _ci(args, analysis, to_stderr=any(to_stdout))
     return EXIT_OK
@@ -212,8 +234,8 @@ def _emit(fmt: str, target: str, analysis, args: argparse.Namespace, lines: dict
         from slimscope.report.json_doc import document, dump
 
         doc = document(analysis)
-        if lines:
-            doc["attribution"] = analysis.extras.get("attribution")
+        if analysis.extras.get("attribution"):
+            doc["attribution"] = analysis.extras["attribution"]
     else:
         from slimscope.report.sarif import sarif
 

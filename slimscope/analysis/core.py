@@ -118,8 +118,16 @@ def analyze(image: Image) -> Analysis:
         removable_bytes=removable,
         estimated_slim_bytes=stats.bytes - sum(removable[c] for c in SLIMMING),
     )
-    return Analysis(image=image, fs=fs, stats=stats, waste=waste, packages=packages, removables=removables,
-                    layer_bytes=layer_bytes, summary=summary)
+    return Analysis(
+        image=image,
+        fs=fs,
+        stats=stats,
+        waste=waste,
+        packages=packages,
+        removables=removables,
+        layer_bytes=layer_bytes,
+        summary=summary,
+    )
 
 
 def _layer_bytes(fs: Filesystem, visible: set[int], findings: list[Finding]) -> list[LayerBytes]:

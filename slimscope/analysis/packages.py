@@ -30,11 +30,32 @@ PULLER_BUDGET = 5_000_000  # closure steps spent naming the build-only packages 
 
 BUILD_TOOL = "build tool"
 DEV_FILES = "development files"
-_TOOLS = frozenset({
-    "build-essential", "gcc", "g++", "cpp", "make", "autoconf", "automake", "libtool", "pkg-config",
-    "dpkg-dev", "libc-dev-bin", "git", "git-man", "patch", "bison", "flex", "rustc", "cargo",
-    "python3-pip", "python3-wheel", "python3-pip-whl", "python3-setuptools-whl",
-})
+_TOOLS = frozenset(
+    {
+        "build-essential",
+        "gcc",
+        "g++",
+        "cpp",
+        "make",
+        "autoconf",
+        "automake",
+        "libtool",
+        "pkg-config",
+        "dpkg-dev",
+        "libc-dev-bin",
+        "git",
+        "git-man",
+        "patch",
+        "bison",
+        "flex",
+        "rustc",
+        "cargo",
+        "python3-pip",
+        "python3-wheel",
+        "python3-pip-whl",
+        "python3-setuptools-whl",
+    }
+)
 _APK_TOOLS = frozenset({"build-base", "alpine-sdk", "go", "rust", "py3-pip", "py3-wheel"})
 _TOOL_PREFIXES = ("binutils", "cmake", "pkgconf", "gfortran", "clang", "llvm", "golang")
 _COMPILERS = ("gcc-", "g++-", "cpp-")  # gcc-12, cpp-12-x86-64-linux-gnu, gcc-x86-64-linux-gnu
@@ -42,7 +63,6 @@ _APK_BUILD_GROUPS = ("build", "fetch", "gyp", "phpize", "compile", "dev")  # apk
 _DEP_NAMES = re.compile(r"(?:^|[,|])\s*([^\s,|(<>=\[:]+)")  # first token of each alternative
 _APK_DEP = re.compile(r"[<>=~@]")
 _DIST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_MISS = object()
 
 
 @dataclass
@@ -122,15 +142,16 @@ class _Owner:
 
     def folder(self, path: bytes) -> tuple[bytes, Dir] | None:
         """The canonical prefix ("usr/lib/" or "") and node of a folder, or None."""
-        hit = self.folders.get(path, _MISS)
-        if hit is _MISS:
-            found = self.fs.resolve(path)
-            if found is None or type(found[1]) is not Dir:
-                hit = None
-            else:
-                hit = (found[0] + b"/" if found[0] else b"", found[1])
-            self.folders[path] = hit
-        return hit  # type: ignore[return-value]
+        if path in self.folders:
+            return self.folders[path]
+        hit = None
+        found = self.fs.resolve(path)
+        if found is not None:
+            canonical, node = found
+            if isinstance(node, Dir):
+                hit = (canonical + b"/" if canonical else b"", node)
+        self.folders[path] = hit
+        return hit
 
     def collect(self, package: Package, paths: Iterable[bytes]) -> None:
         """Add the visible regular files and hard links among normalized paths to a package."""
@@ -144,19 +165,20 @@ class _Owner:
         size = 0
         for path in paths:
             parent, _, name = path.rpartition(b"/")
-            folder = folders.get(parent, _MISS)
-            if folder is _MISS:
+            try:
+                folder = folders[parent]
+            except KeyError:
                 folder = self.folder(parent)
             if folder is None:
                 continue
-            node = folder[1].children.get(name)  # type: ignore[index]
+            node = folder[1].children.get(name)
             if node is None or type(node) is Dir or node in seen:
                 continue
             kind = layers[node >> SHIFT].kinds[node & MASK]
             if kind != FILE and kind != HARDLINK:
                 continue
             seen.add(node)
-            out.append(folder[0] + name)  # type: ignore[index]
+            out.append(folder[0] + name)
             data = inode.get(node, node)
             if data not in data_seen:
                 data_seen.add(data)
@@ -184,24 +206,31 @@ def _clean(path: bytes) -> bytes | None:
     return b"/".join(out)
 
 
-def _absolute_lines(data: bytes) -> Iterator[bytes]:
+def _absolute_lines(data: bytes) -> list[bytes]:
     """Normalized paths from a list of absolute paths, one a line (dpkg `.list`)."""
+    out = []
     for line in data.split(b"\n"):
-        if line:
+        if line[:1] == b"/" and b"/." not in line and b"//" not in line:
+            if len(line) > 1:
+                out.append(line[1:])
+        elif line:
             path = _clean(line)
             if path:
-                yield path
+                out.append(path)
+    return out
 
 
 # -- captured databases ----------------------------------------------------------------------------
 def _captured_at(fs: Filesystem, path: bytes) -> tuple[bytes, int, bytes] | None:
     """The visible file at a path (symlinks followed): canonical path, layer and captured bytes."""
     found = fs.resolve(path)
-    if found is None or type(found[1]) is Dir:
+    if found is None:
         return None
-    ref = found[1]
-    data = fs.layers[ref >> SHIFT].captured.get(ref & MASK)  # type: ignore[operator]
-    return None if data is None else (found[0], ref >> SHIFT, data)  # type: ignore[operator]
+    canonical, node = found
+    if isinstance(node, Dir):
+        return None
+    data = fs.layers[node >> SHIFT].captured.get(node & MASK)
+    return None if data is None else (canonical, node >> SHIFT, data)
 
 
 def _visible_captured(fs: Filesystem) -> list[tuple[bytes, int, bytes]]:
@@ -243,8 +272,10 @@ def _removes(kinds: bytearray, paths: list[bytes], targets: set[bytes]) -> bool:
         while index >= 0:
             path = paths[index]
             for target in targets:
-                if (target == path and kind == WHITEOUT) or (not path and kind == OPAQUE) or (
-                    path and target.startswith(path + b"/")
+                if (
+                    (target == path and kind == WHITEOUT)
+                    or (not path and kind == OPAQUE)
+                    or (path and target.startswith(path + b"/"))
                 ):
                     return True
             index = kinds.find(kind, index + 1)
@@ -269,8 +300,16 @@ def _text(data: bytes) -> str:
 _DEB_FIELDS = {
     name.lower(): name
     for name in (
-        "Package", "Status", "Version", "Architecture", "Depends", "Pre-Depends", "Essential",
-        "Priority", "Provides", "Auto-Installed",
+        "Package",
+        "Status",
+        "Version",
+        "Architecture",
+        "Depends",
+        "Pre-Depends",
+        "Essential",
+        "Priority",
+        "Provides",
+        "Auto-Installed",
     )
 }
 
@@ -353,16 +392,17 @@ def _dpkg(fs: Filesystem, owner: _Owner) -> list[Package]:
     status = _captured_at(fs, DPKG_STATUS)
     if status is not None:
         canonical, layer, data = status
-        cache: dict[bytes, set] = {}
+        for fields in _stanzas(_text(data)):
+            node = _dpkg_node(fields, True)
+            if node is not None and node.key not in nodes:
+                nodes[node.key] = node
+        cache: dict[bytes, set] = {data: set(nodes)}
         versions = [
             (number, set() if copy is None else _dpkg_keys(copy, cache))
             for number, copy in _history(fs, {DPKG_STATUS, canonical})
         ]
-        for fields in _stanzas(_text(data)):
-            node = _dpkg_node(fields, True)
-            if node is not None and node.key not in nodes:
-                node.package.layer = _since(versions, node.key, layer)
-                nodes[node.key] = node
+        for node in nodes.values():
+            node.package.layer = _since(versions, node.key, layer)
     _dpkg_status_d(fs, nodes)
     if not nodes:
         return []
@@ -398,9 +438,7 @@ def _dpkg(fs: Filesystem, owner: _Owner) -> list[Package]:
             if fields.get("Auto-Installed", "").strip() == "1" and fields.get("Package"):
                 auto.add((fields["Package"], fields.get("Architecture", "")))
                 auto.add((fields["Package"], ""))
-        manual = [
-            (node.key not in auto and (node.key[0], "") not in auto) for node in nodes.values()
-        ]
+        manual = [(node.key not in auto and (node.key[0], "") not in auto) for node in nodes.values()]
     _mark_build_only(list(nodes.values()), manual)
     return [node.package for node in nodes.values()]
 
@@ -552,7 +590,9 @@ def _mark_build_only(nodes: list[_Node], manual: list[bool] | None) -> None:
     if not build:
         return
     pulled = _closure(build, deps, providers)
-    reach = _reach(build, deps, providers)
+    # Walks from each build-only package stop at packages needed anyway: what lies beyond is needed too.
+    kept = [i for i, node in enumerate(nodes) if node.protected or (manual is not None and manual[i])]
+    reach = _reach(build, deps, providers, kept)
     first_puller: dict[int, int] = {}  # the earliest layer of a build-only package pulling it in
     for b, reached in reach.items():
         layer = nodes[b].package.layer
@@ -592,7 +632,7 @@ def _closure(
     budget: list[int] | None = None,
 ) -> set[int]:
     """Packages reachable from `starts` through dependencies (each name expanded once)."""
-    stopped = set(stop)
+    stopped = stop if isinstance(stop, set) else set(stop)
     seen = set(starts)
     queue = list(seen)
     names: set[str] = set()
@@ -614,15 +654,16 @@ def _closure(
 
 
 def _reach(
-    build: Iterable[int], deps: list[list[str]], providers: dict[str, list[int]]
+    build: Iterable[int], deps: list[list[str]], providers: dict[str, list[int]], stop: Iterable[int] = ()
 ) -> dict[int, set[int]]:
     """Each build-only package's own dependency closure (within a budget of steps overall)."""
     budget = [PULLER_BUDGET]
+    stopped = set(stop)
     reach: dict[int, set[int]] = {}
     for b in sorted(build):
         if budget[0] <= 0:
             break
-        reach[b] = _closure([b], deps, providers, budget=budget)
+        reach[b] = _closure([b], deps, providers, stop=stopped, budget=budget)
     return reach
 
 

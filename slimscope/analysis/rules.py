@@ -108,20 +108,22 @@ def load_catalog() -> tuple[Rule, ...]:
     data = tomllib.loads(text)
     rules = []
     for raw in data["rules"]:
-        rules.append(Rule(
-            id=raw["id"],
-            name=raw["name"],
-            category=raw["category"],
-            title=raw["title"],
-            paths=tuple(raw.get("paths", ())),
-            exclude=tuple(raw.get("exclude", ())),
-            detector=raw.get("detector"),
-            group=raw.get("group"),
-            rationale=raw["rationale"],
-            remedy=raw["remedy"],
-            references=tuple(raw.get("references", ())),
-            examples=raw.get("examples", {}),
-        ))
+        rules.append(
+            Rule(
+                id=raw["id"],
+                name=raw["name"],
+                category=raw["category"],
+                title=raw["title"],
+                paths=tuple(raw.get("paths", ())),
+                exclude=tuple(raw.get("exclude", ())),
+                detector=raw.get("detector"),
+                group=raw.get("group"),
+                rationale=raw["rationale"],
+                remedy=raw["remedy"],
+                references=tuple(raw.get("references", ())),
+                examples=raw.get("examples", {}),
+            )
+        )
     return tuple(rules)
 
 
@@ -200,9 +202,24 @@ def _glob_regex(glob: str) -> str:
 
 
 # -- detectors ------------------------------------------------------------------------------------
-BUILD_FILES = {b"Makefile", b"makefile", b"GNUmakefile", b"CMakeLists.txt", b"go.mod", b"Cargo.toml", b"pom.xml",
-               b"build.gradle", b"build.gradle.kts", b"tsconfig.json", b"meson.build", b"configure.ac",
-               b"BUILD", b"BUILD.bazel", b"WORKSPACE", b"setup.py"}
+BUILD_FILES = {
+    b"Makefile",
+    b"makefile",
+    b"GNUmakefile",
+    b"CMakeLists.txt",
+    b"go.mod",
+    b"Cargo.toml",
+    b"pom.xml",
+    b"build.gradle",
+    b"build.gradle.kts",
+    b"tsconfig.json",
+    b"meson.build",
+    b"configure.ac",
+    b"BUILD",
+    b"BUILD.bazel",
+    b"WORKSPACE",
+    b"setup.py",
+}
 
 
 @dataclass
@@ -453,13 +470,20 @@ def _claim(ctx: _Context, compiled: _Compiled, hits: list[int], path: bytes, nod
     return None
 
 
-def _package_rules(fs: Filesystem, rules: tuple[Rule, ...], packages: Iterable[Any],
-                   collectors: dict[int, _Collector], roots: dict[bytes, str]) -> None:
+def _package_rules(
+    fs: Filesystem,
+    rules: tuple[Rule, ...],
+    packages: Iterable[Any],
+    collectors: dict[int, _Collector],
+    roots: dict[bytes, str],
+) -> None:
     """Build-only packages and node devDependencies take their files that no path rule claimed."""
     packages = list(packages)
     if not packages:
         return
-    by_detector = {rule.detector: index for index, rule in enumerate(rules) if rule.detector in PACKAGE_DETECTORS}
+    by_detector = {
+        rule.detector: index for index, rule in enumerate(rules) if rule.detector in PACKAGE_DETECTORS
+    }
 
     def claimed(path: bytes) -> bool:
         while True:

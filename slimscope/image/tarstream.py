@@ -65,7 +65,7 @@ def _number(field: bytes) -> int:
     return int(text, 8) if text else 0
 
 
-# name, mode, uid, gid, size, mtime, (checksum skipped), typeflag, linkname, magic, (version..devminor), prefix
+# name, mode, uid, gid, size, mtime, (checksum), typeflag, linkname, magic, (version..devminor), prefix
 _FIELDS = struct.Struct("100s8s8s8s12s12s8xB100s6s82x155s")
 
 
@@ -241,7 +241,9 @@ class TarStream:
             if not entries.paths:
                 raise FormatError("not a tar archive (bad header checksum)")
             raise FormatError(f"corrupt tar header after member {len(entries.paths)}")
-        (name, mode_f, uid_f, gid_f, size_f, mtime_f, typeflag, link, magic, prefix) = _FIELDS.unpack_from(block)
+        (name, mode_f, uid_f, gid_f, size_f, mtime_f, typeflag, link, magic, prefix) = _FIELDS.unpack_from(
+            block
+        )
         try:
             size = int(size_f.split(b"\0", 1)[0] or b"0", 8) if size_f[0] < 0x80 else _number(size_f)
         except ValueError:

@@ -1,4 +1,4 @@
-"""The plain-words summary printed when there is no terminal UI (pipes, CI, `--summary`): biggest wins first."""
+"""The plain-words summary for pipes, CI and `--summary`: biggest wins first."""
 
 from __future__ import annotations
 
@@ -54,7 +54,8 @@ def _header(analysis: Analysis, console: Console) -> None:
     head.append(
         f"{len(image.layers)} layers store {human(summary.image_bytes)} "
         f"({human(sum(layer.compressed_bytes for layer in image.layers))} as stored blobs); "
-        f"the final filesystem shows {human(stats.bytes)} in {stats.files:,} files, {stats.dirs:,} directories, "
+        f"the final filesystem shows {human(stats.bytes)} in {stats.files:,} files, "
+        f"{stats.dirs:,} directories, "
         f"{stats.symlinks:,} symlinks\n"
     )
     run = (config["entrypoint"] or []) + (config["cmd"] or [])
@@ -103,17 +104,23 @@ def _wins(analysis: Analysis, console: Console) -> None:
         row.append("stored in layers but not visible (overwritten, stored again or deleted by a later layer)")
         top = analysis.waste.hidden[:3]
         if top:
-            shown = ", ".join(f"{visible(h.path)} ({human(h.bytes)}, {h.reason} in layer {h.hidden_in})" for h in top)
+            shown = ", ".join(
+                f"{visible(h.path)} ({human(h.bytes)}, {h.reason} in layer {h.hidden_in})" for h in top
+            )
             row.append(f"\n{'':11}{shown}", style="dim")
-        row.append(f"\n{'':11}fix: delete files in the same RUN that creates them, or build in a separate stage",
-                   style="green")
+        row.append(
+            f"\n{'':11}fix: delete files in the same RUN that creates them, or build in a separate stage",
+            style="green",
+        )
         rows.append((summary.hidden_bytes, row))
     if summary.duplicate_bytes:
         row = Text()
         row.append(f"{human(summary.duplicate_bytes):>9}  ", style="bold")
         row.append(f"{'duplicate':<9} ", style="blue")
         group = analysis.waste.duplicates[0]
-        row.append(f"identical contents under several paths, e.g. {', '.join(visible(p) for p in group.paths[:3])}")
+        row.append(
+            f"identical contents under several paths, e.g. {', '.join(visible(p) for p in group.paths[:3])}"
+        )
         rows.append((summary.duplicate_bytes, row))
     rows.sort(key=lambda r: -r[0])
     if not rows:
@@ -144,7 +151,13 @@ def _wins(analysis: Analysis, console: Console) -> None:
     console.print(out, end="")
 
 
-_CATEGORY_STYLE = {"toolchain": "red", "cache": "yellow", "source": "cyan", "docs": "green", "secret": "bold red"}
+_CATEGORY_STYLE = {
+    "toolchain": "red",
+    "cache": "yellow",
+    "source": "cyan",
+    "docs": "green",
+    "secret": "bold red",
+}
 
 
 def _layers(analysis: Analysis, console: Console) -> None:

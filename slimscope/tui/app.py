@@ -98,8 +98,12 @@ class HelpScreen(ModalScreen):
             keys = ", ".join(_key_name(k) for k in key.keys.split(","))
             lines.append(f"{keys:>22}  ", style="bold cyan")
             lines.append(f"{key.description}\n")
-        lines.append("\nMarks: + added  ~ modified  = stored again (chmod/touch)  - deleted  (blank) unchanged\n")
-        lines.append("Colours: red toolchain, yellow cache, magenta source, cyan docs; the mouse works everywhere.\n")
+        lines.append(
+            "\nMarks: + added  ~ modified  = stored again (chmod/touch)  - deleted  (blank) unchanged\n"
+        )
+        lines.append(
+            "Colours: red toolchain, yellow cache, magenta source, cyan docs; the mouse works everywhere.\n"
+        )
         lines.append("ctrl+p opens the command palette with every action.\n", style="dim")
         with VerticalScroll(id="help"):
             yield Static(lines)
@@ -112,8 +116,11 @@ def _key_name(key: str) -> str:
 class MainScreen(Screen):
     """The explorer: header, layers and findings on the left, file tree and details on the right."""
 
-    BINDINGS = [Binding(k.keys, k.action, k.description, show=k.show) for k in KEYS
-                if k.action not in ("quit", "help", "app.focus_next", "app.focus_previous")]
+    BINDINGS = [
+        Binding(k.keys, k.action, k.description, show=k.show)
+        for k in KEYS
+        if k.action not in ("quit", "help", "app.focus_next", "app.focus_previous")
+    ]
 
     def __init__(self, analysis: Analysis) -> None:
         super().__init__()
@@ -392,8 +399,12 @@ class ExplorerApp(App):
         Binding("question_mark,f1", "help", "Help", show=True),
     ]
 
-    def __init__(self, reference: str, load: Callable[[Progress], Analysis] | None = None,
-                 analysis: Analysis | None = None) -> None:
+    def __init__(
+        self,
+        reference: str,
+        load: Callable[[Progress], Analysis] | None = None,
+        analysis: Analysis | None = None,
+    ) -> None:
         super().__init__()
         self.reference = reference
         self.load = load
@@ -432,7 +443,11 @@ class ExplorerApp(App):
         except BaseException as exc:  # reported on the UI thread, which exits with code 2
             from slimscope.errors import SlimscopeError
 
-            text = str(exc) if isinstance(exc, SlimscopeError) else f"internal error: {exc.__class__.__name__}: {exc}"
+            text = (
+                str(exc)
+                if isinstance(exc, SlimscopeError)
+                else f"internal error: {exc.__class__.__name__}: {exc}"
+            )
             self.post_message(Failed(text, exc))
             return
         self.post_message(Loaded(analysis))
@@ -470,6 +485,7 @@ class ExplorerApp(App):
                 if key.action.startswith(("app.", "quit", "help", "cursor_", "focus_pane")):
                     continue
                 action = key.action
-                yield SystemCommand(key.description, f"key: {key.keys}",
-                                    lambda action=action: screen.run_action(action))
+                yield SystemCommand(
+                    key.description, f"key: {key.keys}", lambda action=action: screen.run_action(action)
+                )
         yield SystemCommand("Help: every key binding", "key: ?", self.action_help)

@@ -23,8 +23,13 @@ MARK_META = "="  # stored again with the same content (chmod, chown, touch)
 MARK_DELETED = "-"
 MARK_NONE = " "
 CODE_MARK = {ADDED: MARK_ADDED, MODIFIED: MARK_MODIFIED, META: MARK_META, UNCHANGED: MARK_NONE}
-MARK_NAMES = {MARK_ADDED: "added", MARK_MODIFIED: "modified", MARK_META: "stored again",
-              MARK_DELETED: "deleted", MARK_NONE: "unchanged"}
+MARK_NAMES = {
+    MARK_ADDED: "added",
+    MARK_MODIFIED: "modified",
+    MARK_META: "stored again",
+    MARK_DELETED: "deleted",
+    MARK_NONE: "unchanged",
+}
 SIZE_STEPS = (0, 1_000, 100_000, 1_000_000, 10_000_000, 100_000_000)
 CHUNK = 300  # children shown per folder before a "more" row
 
@@ -50,7 +55,9 @@ class Row:
 class Filters:
     """What the tree shows."""
 
-    marks: set[str] = field(default_factory=lambda: {MARK_ADDED, MARK_MODIFIED, MARK_META, MARK_DELETED, MARK_NONE})
+    marks: set[str] = field(
+        default_factory=lambda: {MARK_ADDED, MARK_MODIFIED, MARK_META, MARK_DELETED, MARK_NONE}
+    )
     removable_only: bool = False
     min_size: int = 0
     sort_by_name: bool = False
@@ -153,20 +160,46 @@ class FsSource(TreeSource):
                 child_path = path + b"/" + name if path else name
                 rule = roots.get(child_path, inherited)
                 if type(child) is Dir:
-                    rows.append(Row(name, child_path, True, DIR, self.totals.bytes.get(child_path, 0),
-                                    self.totals.files.get(child_path, 0), self._mark(child.ref), rule,
-                                    self.totals.removable.get(child_path, 0),
-                                    child.ref if child.ref != IMPLIED else None))
+                    rows.append(
+                        Row(
+                            name,
+                            child_path,
+                            True,
+                            DIR,
+                            self.totals.bytes.get(child_path, 0),
+                            self.totals.files.get(child_path, 0),
+                            self._mark(child.ref),
+                            rule,
+                            self.totals.removable.get(child_path, 0),
+                            child.ref if child.ref != IMPLIED else None,
+                        )
+                    )
                     continue
                 entries = layers[child >> SHIFT]
                 index = child & MASK
                 kind = entries.kinds[index]
                 size = entries.sizes[index] if kind == FILE else 0
-                rows.append(Row(name, child_path, False, kind, size, 1, self._mark(child), rule,
-                                size if rule else 0, child, entries.links.get(index)))
+                rows.append(
+                    Row(
+                        name,
+                        child_path,
+                        False,
+                        kind,
+                        size,
+                        1,
+                        self._mark(child),
+                        rule,
+                        size if rule else 0,
+                        child,
+                        entries.links.get(index),
+                    )
+                )
         for name, count, size in self._removals.get(path, ()):
-            rows.append(Row(name, path + b"/" + name if path else name, count > 1, WHITEOUT, size, count,
-                            MARK_DELETED))
+            rows.append(
+                Row(
+                    name, path + b"/" + name if path else name, count > 1, WHITEOUT, size, count, MARK_DELETED
+                )
+            )
         return rows
 
     def _mark(self, ref: int) -> str:
@@ -203,9 +236,19 @@ class LayerSource(TreeSource):
             else:
                 size = entries.sizes[index] if kind == FILE else 0
                 ref = layer << SHIFT | index
-                row = Row(path.rpartition(b"/")[2], path, kind == DIR, kind, size, 0 if kind == DIR else 1,
-                          CODE_MARK.get(codes[index], MARK_NONE), analysis.removables.rule_of(path), 0, ref,
-                          entries.links.get(index))
+                row = Row(
+                    path.rpartition(b"/")[2],
+                    path,
+                    kind == DIR,
+                    kind,
+                    size,
+                    0 if kind == DIR else 1,
+                    CODE_MARK.get(codes[index], MARK_NONE),
+                    analysis.removables.rule_of(path),
+                    0,
+                    ref,
+                    entries.links.get(index),
+                )
                 if kind == DIR:
                     if path in self._dirs:
                         continue
@@ -338,8 +381,13 @@ def describe(analysis: Analysis, index: PathIndex, row: Row) -> list[tuple[str, 
         out.append(("mode", stat.filemode(_mode_bits(entry.kind) | entry.mode)))
         out.append(("owner", f"{entry.uid}:{entry.gid}"))
         if entry.link is not None:
-            out.append(("link", ("-> " if entry.kind == SYMLINK else "hard link to /") +
-                        entry.link.decode("utf-8", "surrogateescape")))
+            out.append(
+                (
+                    "link",
+                    ("-> " if entry.kind == SYMLINK else "hard link to /")
+                    + entry.link.decode("utf-8", "surrogateescape"),
+                )
+            )
         digest = fs.entry(fs.data_ref(row.ref)).digest_hex if entry.kind in (FILE, HARDLINK) else None
         if digest:
             out.append(("digest", digest))

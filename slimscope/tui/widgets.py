@@ -28,7 +28,13 @@ from slimscope.tui.model import (
     describe,
 )
 
-CATEGORY_STYLE = {"toolchain": "red", "cache": "yellow", "source": "magenta", "docs": "cyan", "secret": "bold red"}
+CATEGORY_STYLE = {
+    "toolchain": "red",
+    "cache": "yellow",
+    "source": "magenta",
+    "docs": "cyan",
+    "secret": "bold red",
+}
 MARK_STYLE = {MARK_ADDED: "green", MARK_MODIFIED: "yellow", MARK_META: "blue", MARK_DELETED: "red"}
 
 
@@ -56,8 +62,10 @@ class SummaryHeader(Static):
         out = Text()
         out.append("slimscope ", style="bold")
         out.append_text(safe(a.image.reference, "bold cyan"))
-        out.append(f"  {a.image.platform}  {len(a.image.layers)} layers  {human(total)} stored  "
-                   f"{human(s.filesystem_bytes)} visible  dive efficiency {100 * s.dive_efficiency:.1f}%\n")
+        out.append(
+            f"  {a.image.platform}  {len(a.image.layers)} layers  {human(total)} stored  "
+            f"{human(s.filesystem_bytes)} visible  dive efficiency {100 * s.dive_efficiency:.1f}%\n"
+        )
         items: list[tuple[str, int, str]] = [("hidden", s.hidden_bytes, "magenta")]
         items += [(c, s.removable_bytes[c], CATEGORY_STYLE[c]) for c in CATEGORIES if c != "secret"]
         items.append(("slim est.", s.estimated_slim_bytes, "green"))
@@ -66,8 +74,10 @@ class SummaryHeader(Static):
             out.append_text(bar(value, total, 6, style))
             out.append(f" {human(value):>9}")
             out.append("\n" if i == 2 else "  ")
-        out.append(f"({percent(total - s.estimated_slim_bytes, total)} smaller after a multi-stage rewrite)",
-                   style="dim")
+        out.append(
+            f"({percent(total - s.estimated_slim_bytes, total)} smaller after a multi-stage rewrite)",
+            style="dim",
+        )
         count = sum(len(f.paths) for f in a.findings if f.rule.category == "secret")
         if count:
             out.append(f"  {count} possible secret file(s)", style="bold red")
@@ -139,23 +149,32 @@ class FindingsTree(Tree[object]):
             by_category.setdefault(finding.rule.category, []).append(finding)
         totals = {c: sum(f.bytes for f in fs) for c, fs in by_category.items()}
         if a.summary.hidden_bytes:
-            node = self.root.add(Text.assemble((f"{human(a.summary.hidden_bytes):>9} ", "bold"),
-                                               ("hidden bytes", "magenta")), data=None, expand=False)
+            node = self.root.add(
+                Text.assemble((f"{human(a.summary.hidden_bytes):>9} ", "bold"), ("hidden bytes", "magenta")),
+                data=None,
+                expand=False,
+            )
             for hidden in a.waste.hidden[:50]:
                 label = Text(f"{human(hidden.bytes):>9} ") + safe("/" + visible(hidden.path))
                 label.append(f"  {hidden.reason} in layer {hidden.hidden_in}", style="dim")
                 node.add_leaf(label, data=("hidden", [hidden.path]))
         for category in sorted(by_category, key=lambda c: -totals[c]):
             style = CATEGORY_STYLE.get(category, "")
-            group = self.root.add(Text.assemble((f"{human(totals[category]):>9} ", "bold"), (category, style)),
-                                  expand=True)
+            group = self.root.add(
+                Text.assemble((f"{human(totals[category]):>9} ", "bold"), (category, style)), expand=True
+            )
             for finding in by_category[category]:
-                label = Text.assemble((f"{human(finding.bytes):>9} ", "bold"), f"{finding.rule.title} ",
-                                      (f"[{finding.rule.id}]", "dim"))
+                label = Text.assemble(
+                    (f"{human(finding.bytes):>9} ", "bold"),
+                    f"{finding.rule.title} ",
+                    (f"[{finding.rule.id}]", "dim"),
+                )
                 node = group.add(label, data=(finding.rule.id, [p.path for p in finding.paths]))
                 for path in finding.paths[:100]:
-                    node.add_leaf(Text(f"{human(path.bytes):>9} ") + safe("/" + visible(path.path)),
-                                  data=(finding.rule.id, [path.path]))
+                    node.add_leaf(
+                        Text(f"{human(path.bytes):>9} ") + safe("/" + visible(path.path)),
+                        data=(finding.rule.id, [path.path]),
+                    )
         if not a.findings and not a.summary.hidden_bytes:
             self.root.add_leaf(Text("nothing to remove found", style="green"))
         self.root.expand()
@@ -195,8 +214,13 @@ class FileTree(Tree[object]):
         self.allowed: set[bytes] | None = None
         self.guide_depth = 3
 
-    def show(self, source: TreeSource, filters: Filters, allowed: set[bytes] | None = None,
-             reveal: list[bytes] | None = None) -> None:
+    def show(
+        self,
+        source: TreeSource,
+        filters: Filters,
+        allowed: set[bytes] | None = None,
+        reveal: list[bytes] | None = None,
+    ) -> None:
         """Show a tree source with filters; `reveal` opens folders down to these paths."""
         self.source = source
         self.filters = filters
@@ -255,8 +279,10 @@ class FileTree(Tree[object]):
                 node.add_leaf(label, data=("row", row, True))
         rest = len(rows) - start - CHUNK
         if rest > 0:
-            node.add_leaf(Text(f"… {rest:,} more (enter to show the next {min(rest, CHUNK)})", style="italic dim"),
-                          data=("more", path, start + CHUNK, rows))
+            node.add_leaf(
+                Text(f"… {rest:,} more (enter to show the next {min(rest, CHUNK)})", style="italic dim"),
+                data=("more", path, start + CHUNK, rows),
+            )
 
     @staticmethod
     def label_for(row: Row) -> Text:
@@ -269,7 +295,7 @@ class FileTree(Tree[object]):
             from slimscope.analysis.rules import load_catalog
 
             category = next((r.category for r in load_catalog() if r.id == row.rule), None)
-            style = CATEGORY_STYLE.get(category or "", None)
+            style = CATEGORY_STYLE.get(category or "")
         if row.mark == MARK_DELETED:
             style = "red strike"
         label.append(name, style=style)

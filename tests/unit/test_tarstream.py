@@ -175,7 +175,9 @@ def test_not_a_tar() -> None:
 
 def test_corrupt_header_after_first_member() -> None:
     data = bytearray(_tar([(_info("a"), b"1"), (_info("b"), b"2")]))
-    data[1024 + 257] ^= 0xFF  # second header's magic: no longer "ustar", so its checksum is checked (and wrong)
+    data[1024 + 257] ^= (
+        0xFF  # second header's magic: no longer "ustar", so its checksum is checked (and wrong)
+    )
     with pytest.raises(FormatError, match="corrupt tar header after member 1"):
         _parse(bytes(data))
 
