@@ -98,7 +98,9 @@ def normalize(path: bytes) -> bytes:
     while path[:2] == b"./":
         path = path[2:]
     path = path.strip(b"/")
-    if b"//" in path or b"/." in path or path[:1] == b".":
+    if b"//" in path or b"/./" in path or b"/.." in path or path[:2] == b".." or path in (b".", b"") or (
+        path.endswith(b"/.")
+    ):
         path = posixpath.normpath(b"/" + path).lstrip(b"/")
         if path == b".":
             path = b""
@@ -138,6 +140,10 @@ CAPTURE = re.compile(
     rb"|.*\.dist-info/(?:RECORD|METADATA)|.*\.egg-info/PKG-INFO|(?:.*/)?package\.json)"
 )
 CAPTURE_LIMIT = 8 << 20
+# Every CAPTURE path starts or ends with one of these; the cheap tests keep the regex off most files.
+CAPTURE_PREFIXES = (b"var/lib/dpkg/", b"var/lib/apt/", b"lib/apk/", b"usr/lib/apk/", b"etc/", b"lib/os-release",
+                    b"usr/lib/os-release")
+CAPTURE_SUFFIXES = (b"RECORD", b"METADATA", b"PKG-INFO", b"package.json")
 
 
 class TarStream:
@@ -282,10 +288,16 @@ class TarStream:
         else:
             link = b""
         try:
-            mode = _octal(mode_f) & 0o7777
-            uid = _octal(uid_f)
-            gid = _octal(gid_f)
-            mtime = _octal(mtime_f)
+            if mode_f[-1] == 0 and uid_f[-1] == 0 and gid_f[-1] == 0 and mtime_f[-1] == 0:
+                try:  # the usual NUL-terminated octal digits, parsed without a function call each
+                    mode = int(mode_f[:-1], 8) & 0o7777
+                    uid = int(uid_f[:-1], 8)
+                    gid = int(gid_f[:-1], 8)
+                    mtime = int(mtime_f[:-1], 8)
+                except ValueError:
+                    mode, uid, gid, mtime = _octal(mode_f) & 0o7777, _octal(uid_f), _octal(gid_f), _octal(mtime_f)
+            else:
+                mode, uid, gid, mtime = _octal(mode_f) & 0o7777, _octal(uid_f), _octal(gid_f), _octal(mtime_f)
         except ValueError as exc:
             raise FormatError("corrupt tar header (bad numeric field)") from exc
         real_size = size
@@ -360,6 +372,7 @@ class TarStream:
             kind == FILE
             and self._capture is not None
             and size <= self._capture_limit
+            and (path.startswith(CAPTURE_PREFIXES) or path.endswith(CAPTURE_SUFFIXES))
             and self._capture.fullmatch(path)
         ):
             if size:
