@@ -193,7 +193,7 @@ def scan_layer(
         tar.close()
     finally:
         reader.stop.set()
-        reader.join()
+        reader.join(timeout=5)  # a daemon thread stuck in a blocking read must not hold up Ctrl-C
     digest = "sha256:" + reader.raw_hash.hexdigest()
     diff_id = digest if reader.compression == "none" else "sha256:" + diff_hash.hexdigest()
     return LayerScan(digest, reader.raw_size, reader.compression, diff_id, tar.entries)

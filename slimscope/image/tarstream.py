@@ -80,6 +80,11 @@ def _octal(field: bytes) -> int:
     return _number(field)
 
 
+def _octals(mode: bytes, uid: bytes, gid: bytes, mtime: bytes) -> tuple[int, int, int, int]:
+    """Mode (permission bits), uid, gid and mtime from their header fields, any encoding."""
+    return _octal(mode) & 0o7777, _octal(uid), _octal(gid), _octal(mtime)
+
+
 def header_checksum_ok(block: bytes) -> bool:
     """Whether a 512-byte tar header carries a valid checksum (unsigned, or signed as old writers did)."""
     try:
@@ -98,8 +103,13 @@ def normalize(path: bytes) -> bytes:
     while path[:2] == b"./":
         path = path[2:]
     path = path.strip(b"/")
-    if b"//" in path or b"/./" in path or b"/.." in path or path[:2] == b".." or path in (b".", b"") or (
-        path.endswith(b"/.")
+    if (
+        b"//" in path
+        or b"/./" in path
+        or b"/.." in path
+        or path[:2] == b".."
+        or path in (b".", b"")
+        or (path.endswith(b"/."))
     ):
         path = posixpath.normpath(b"/" + path).lstrip(b"/")
         if path == b".":
@@ -141,8 +151,15 @@ CAPTURE = re.compile(
 )
 CAPTURE_LIMIT = 8 << 20
 # Every CAPTURE path starts or ends with one of these; the cheap tests keep the regex off most files.
-CAPTURE_PREFIXES = (b"var/lib/dpkg/", b"var/lib/apt/", b"lib/apk/", b"usr/lib/apk/", b"etc/", b"lib/os-release",
-                    b"usr/lib/os-release")
+CAPTURE_PREFIXES = (
+    b"var/lib/dpkg/",
+    b"var/lib/apt/",
+    b"lib/apk/",
+    b"usr/lib/apk/",
+    b"etc/",
+    b"lib/os-release",
+    b"usr/lib/os-release",
+)
 CAPTURE_SUFFIXES = (b"RECORD", b"METADATA", b"PKG-INFO", b"package.json")
 
 
@@ -295,9 +312,9 @@ class TarStream:
                     gid = int(gid_f[:-1], 8)
                     mtime = int(mtime_f[:-1], 8)
                 except ValueError:
-                    mode, uid, gid, mtime = _octal(mode_f) & 0o7777, _octal(uid_f), _octal(gid_f), _octal(mtime_f)
+                    mode, uid, gid, mtime = _octals(mode_f, uid_f, gid_f, mtime_f)
             else:
-                mode, uid, gid, mtime = _octal(mode_f) & 0o7777, _octal(uid_f), _octal(gid_f), _octal(mtime_f)
+                mode, uid, gid, mtime = _octals(mode_f, uid_f, gid_f, mtime_f)
         except ValueError as exc:
             raise FormatError("corrupt tar header (bad numeric field)") from exc
         real_size = size

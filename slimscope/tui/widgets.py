@@ -3,6 +3,8 @@ through slimscope.sanitize and into `rich.text.Text`, never into markup."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
@@ -36,6 +38,13 @@ CATEGORY_STYLE = {
     "secret": "bold red",
 }
 MARK_STYLE = {MARK_ADDED: "green", MARK_MODIFIED: "yellow", MARK_META: "blue", MARK_DELETED: "red"}
+
+
+@lru_cache(maxsize=256)
+def _rule_category(rule: str) -> str | None:
+    from slimscope.analysis.rules import load_catalog
+
+    return next((r.category for r in load_catalog() if r.id == rule), None)
 
 
 def bar(part: int, whole: int, width: int = 12, style: str = "white") -> Text:
@@ -292,10 +301,7 @@ class FileTree(Tree[object]):
         name = visible(row.name) + ("/" if row.is_dir else "")
         style = None
         if row.rule is not None:
-            from slimscope.analysis.rules import load_catalog
-
-            category = next((r.category for r in load_catalog() if r.id == row.rule), None)
-            style = CATEGORY_STYLE.get(category or "")
+            style = CATEGORY_STYLE.get(_rule_category(row.rule) or "")
         if row.mark == MARK_DELETED:
             style = "red strike"
         label.append(name, style=style)

@@ -151,3 +151,15 @@ def test_engine_down_is_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.startswith("slimscope: error: cannot reach the Docker engine")
     assert proc.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("name", ["layers", "hostile"])
+def test_engine_images_agree_with_the_reference_reader(
+    name: str, build_fixture_image: Callable[[str], str], saved_archive: Callable[[str], Path]
+) -> None:
+    """Layer sizes, entry counts and the final filesystem of a real docker-save archive, read by tarfile."""
+    import reference
+    from agreement import assert_agrees
+
+    archive = saved_archive(build_fixture_image(name))
+    assert_agrees(str(archive), reference.read_image(archive))

@@ -13,10 +13,10 @@ import jsonschema
 import pytest
 import reference
 import synth
+from agreement import assert_agrees as _assert_agrees
 
 from slimscope.analysis import analyze
 from slimscope.errors import DigestMismatch, FormatError, SlimscopeError, SourceError
-from slimscope.fs import IMPLIED, Dir, Filesystem
 from slimscope.image.layer import BLOCK, CHAR, DIR, FIFO, FILE, HARDLINK, SYMLINK
 from slimscope.report.json_doc import document, schema
 from slimscope.sources import load_image
@@ -32,29 +32,6 @@ def _reference_of(target: str, **kw: Any) -> dict[str, Any]:
     return reference.read_image(Path(target), **kw)
 
 
-def _model_fs(fs: Filesystem) -> dict[bytes, tuple]:
-    """The merged filesystem in the reference reader's shape."""
-    out: dict[bytes, tuple] = {}
-    for path, node in fs.walk():
-        if type(node) is Dir:
-            if node.ref == IMPLIED:
-                out[path] = ("d", 0, 0o755, 0, 0, None, None)
-            else:
-                e = fs.entry(node.ref)
-                out[path] = ("d", 0, e.mode, e.uid, e.gid, None, None)
-            continue
-        e = fs.entry(node)
-        kind = TYPE[e.kind]
-        if e.kind == HARDLINK:
-            data = fs.entry(fs.data_ref(node))
-            out[path] = (kind, data.size, e.mode, e.uid, e.gid, e.link, data.digest.hex())
-        elif e.kind == FILE:
-            out[path] = (kind, e.size, e.mode, e.uid, e.gid, None, e.digest.hex())
-        else:
-            out[path] = (kind, 0, e.mode, e.uid, e.gid, e.link if e.kind == SYMLINK else None, None)
-    return out
-
-
 def _write(tmp_path: Path, fmt: str, images: Any, name: str = "image") -> str:
     suffix = "" if fmt == "oci-dir" else ".tar"
     path = tmp_path / f"{name}{suffix}"
@@ -64,36 +41,6 @@ def _write(tmp_path: Path, fmt: str, images: Any, name: str = "image") -> str:
     if fmt == "oci-archive":
         return f"oci-archive:{path}"
     return str(path)
-
-
-def _assert_agrees(target: str, ref: dict[str, Any]) -> dict[str, Any]:
-    analysis = analyze(load_image(target))
-    image = analysis.image
-    assert len(image.layers) == len(ref["layers"])
-    for layer, expected in zip(image.layers, ref["layers"]):
-        assert layer.diff_id == expected["diff_id"]
-        assert layer.digest == expected["digest"]
-        assert layer.compressed_bytes == expected["compressed_bytes"]
-        assert layer.size_bytes == expected["size_bytes"]
-        assert len(layer.entries) == expected["entries"]
-    model = _model_fs(analysis.fs)
-    expected_fs = dict(ref["fs"])
-    # Sparse files: slimscope hashes the stored data (never expanding holes); compare all but the digest.
-    for path, rec in list(expected_fs.items()):
-        if path == b"sparse.img":
-            expected_fs[path] = (*rec[:6], model.get(path, rec)[6])
-    assert model == expected_fs
-    stats = analysis.stats
-    assert {
-        "files": stats.files,
-        "dirs": stats.dirs,
-        "symlinks": stats.symlinks,
-        "other": stats.other,
-        "bytes": stats.bytes,
-    } == ref["filesystem"]
-    doc = document(analysis)
-    jsonschema.validate(doc, schema())
-    return doc
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -172,3 +172,27 @@ def test_bad_dockerfile_is_exit_2(archive: Path, tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.startswith("slimscope: error: ")
     assert "FROBNICATE" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(("sig", "code"), [("SIGINT", 130), ("SIGTERM", 130)])
+def test_interrupt_while_reading_is_clean(tmp_path: Path, sig: str, code: int) -> None:
+    """A blocked read (a FIFO nobody writes to) ends on Ctrl-C / SIGTERM with one line and no files left."""
+    import os
+    import signal
+    import time
+
+    fifo = tmp_path / "stuck.tar"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "slimscope", str(fifo), "--json", str(tmp_path / "out.json")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    time.sleep(1.0)
+    proc.send_signal(getattr(signal, sig))
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == code
+    assert err == "slimscope: interrupted\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stuck.tar"]
