@@ -104,12 +104,31 @@ def demo_image_path() -> str:
     return str(resources.files("slimscope").joinpath("data/demo-image.tar"))
 
 
+SUBCOMMANDS = {"diff": "slimscope.commands.diff", "suggest": "slimscope.commands.suggest"}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
+    """Run the command line; returns the exit code.
+
+    `slimscope diff ...` and `slimscope suggest ...` go to their own modules (each has `build_parser()`
+    and `run(args) -> int`); everything else is `slimscope IMAGE`. Errors are handled here for all.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        import importlib
+
+        module = importlib.import_module(SUBCOMMANDS[argv[0]])
+        args = module.build_parser().parse_args(argv[1:])
+        return guarded(args, lambda: module.run(args))
     args = build_parser().parse_args(argv)
+    return guarded(args, lambda: _run(args))
+
+
+def guarded(args: argparse.Namespace, run) -> int:
+    """Run a command with slimscope's error contract: one line on stderr and exit 2, no traceback."""
     try:
         with _signals_as_interrupts():
-            return _run(args)
+            return run()
     except KeyboardInterrupt:
         _stderr_line("interrupted")
         return EXIT_INTERRUPTED

@@ -337,23 +337,33 @@ class Filesystem:
             self.inode[ref] = data
 
     def _make_parents(self, path: bytes, layer: int) -> Dir:
-        """Create the implied directories down to `path` (replacing non-directories in the way)."""
-        parent_path, _, name = path.rpartition(b"/")
-        parent = self._dirs.get(parent_path)
-        if parent is None:
-            parent = self._make_parents(parent_path, layer)
-        old = parent.children.get(name)
-        if type(old) is Dir:
-            return old
-        if old is not None:
-            self.hidden_by[old] = layer << 2 | OVERWRITTEN
-            self.problems.append(
-                f"layer {layer}: {_show(path)} is not a directory in lower layers but has members below it"
-            )
-        node = Dir(IMPLIED)
-        parent.children[name] = node
-        self._dirs[path] = node
-        return node
+        """Create the implied directories down to `path` (replacing non-directories in the way).
+
+        Iterative: a hostile member name may have millions of components.
+        """
+        missing = [path]
+        while True:
+            parent_path = missing[-1].rpartition(b"/")[0]
+            parent = self._dirs.get(parent_path)
+            if parent is not None:
+                break
+            missing.append(parent_path)
+        for current in reversed(missing):
+            name = current.rpartition(b"/")[2]
+            old = parent.children.get(name)
+            if type(old) is Dir:
+                parent = old
+                continue
+            if old is not None:
+                self.hidden_by[old] = layer << 2 | OVERWRITTEN
+                self.problems.append(
+                    f"layer {layer}: {_show(current)} is not a directory in lower layers but has members below it"
+                )
+            node = Dir(IMPLIED)
+            parent.children[name] = node
+            self._dirs[current] = node
+            parent = node
+        return parent
 
     def _whiteouts(self, layer: int, entries: LayerEntries, changes: LayerChanges) -> None:
         """Apply the layer's whiteouts to the filesystem below it."""

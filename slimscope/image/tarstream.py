@@ -34,7 +34,10 @@ from slimscope.image.layer import (
 BLOCK_SIZE = 512
 ZERO_BLOCK = bytes(BLOCK_SIZE)
 EMPTY_SHA256 = sha256().digest()
-MAX_EXTENDED_HEADER = 16 << 20  # a PAX/long-name record larger than this is hostile, not a name
+MAX_EXTENDED_HEADER = 16 << 20
+_LIMIT = (
+    1 << 63
+)  # numbers must fit the 64-bit columns  # a PAX/long-name record larger than this is hostile, not a name
 
 # Members whose data area is empty whatever their size field says (as in Go's archive/tar).
 _HEADER_ONLY = {
@@ -343,6 +346,11 @@ class TarStream:
         self._long_link = None
 
         path = normalize(name)
+        if b".." in name and b"/../" in b"/" + name + b"/":
+            entries.problems.append(
+                f"member {name.decode('utf-8', 'backslashreplace')} climbs out of the image root with '..'; "
+                f"read as /{path.decode('utf-8', 'backslashreplace')}"
+            )
         kind = _HEADER_ONLY.get(typeflag)
         has_data = kind is None
         if typeflag == _DUMPDIR:
@@ -353,7 +361,10 @@ class TarStream:
         elif kind is None:
             kind = FILE  # regular, contiguous, sparse, and (as POSIX says) unknown types
         if typeflag == _SPARSE:
-            real_size = _number(block[483:495])
+            try:
+                real_size = _number(block[483:495])
+            except ValueError as exc:
+                raise FormatError("corrupt GNU sparse header") from exc
         base = path.rpartition(b"/")[2]
         if base[:4] == b".wh." and kind not in (DIR,):
             parent = path[: len(path) - len(base)].rstrip(b"/")
@@ -366,6 +377,14 @@ class TarStream:
                 path = parent + b"/" + base[4:] if parent else base[4:]
 
         index = len(entries.paths)
+        if not (
+            0 <= real_size < _LIMIT
+            and 0 <= mode < _LIMIT
+            and -_LIMIT <= uid < _LIMIT
+            and -_LIMIT <= gid < _LIMIT
+            and -_LIMIT <= mtime < _LIMIT
+        ):
+            raise FormatError(f"corrupt tar header after member {len(entries.paths)} (number out of range)")
         entries.paths.append(path)
         entries.kinds.append(kind)
         entries.sizes.append(real_size if kind == FILE else 0)

@@ -65,6 +65,8 @@ class Filters:
     def admits(self, row: Row) -> bool:
         """Whether a row passes the filters (folders pass when something below them might)."""
         if row.is_dir:
+            if row.mark == MARK_DELETED and MARK_DELETED not in self.marks:
+                return False  # a deleted folder is a deletion, not a folder something below might pass
             return (not self.removable_only or row.removable > 0) and row.size >= self.min_size
         if row.mark not in self.marks:
             return False

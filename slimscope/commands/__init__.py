@@ -1,0 +1,1 @@
+"""Subcommands: `slimscope diff`, `slimscope suggest`."""
