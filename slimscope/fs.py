@@ -357,7 +357,8 @@ class Filesystem:
             if old is not None:
                 self.hidden_by[old] = layer << 2 | OVERWRITTEN
                 self.problems.append(
-                    f"layer {layer}: {_show(current)} is not a directory in lower layers but has members below it"
+                    f"layer {layer}: {_show(current)} is not a directory in lower layers "
+                    "but has members below it"
                 )
             node = Dir(IMPLIED)
             parent.children[name] = node
