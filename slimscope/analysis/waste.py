@@ -117,13 +117,20 @@ def analyze_waste(fs: Filesystem, visible: set[int] | None = None) -> Waste:
 def _duplicates(fs: Filesystem, visible: set[int], waste: Waste) -> None:
     groups: dict[bytes, list[int]] = {}
     layers = fs.layers
-    for ref in visible:
-        entries = layers[ref >> SHIFT]
-        index = ref & MASK
-        if entries.kinds[index] != FILE or not entries.sizes[index]:
-            continue
-        key = bytes(entries.digests[index * 32 : index * 32 + 32])
-        groups.setdefault(key, []).append(ref)
+    for number, entries in enumerate(layers):
+        kinds, sizes = entries.kinds, entries.sizes
+        digests = bytes(entries.digests)  # slicing bytes makes the hashable key in one step
+        base = number << SHIFT
+        index = kinds.find(FILE)
+        while index >= 0:
+            if sizes[index] and base | index in visible:
+                key = digests[index * 32 : index * 32 + 32]
+                slot = groups.get(key)
+                if slot is None:
+                    groups[key] = [base | index]
+                else:
+                    slot.append(base | index)
+            index = kinds.find(FILE, index + 1)
     paths_of: dict[int, list[bytes]] = {}
     wanted = {ref for refs in groups.values() if len(refs) > 1 for ref in refs}
     if not wanted:
@@ -154,24 +161,56 @@ def _dive(fs: Filesystem, waste: Waste) -> None:
     Its wasted bytes are the sums of every path seen in more than one layer, the kept copy included;
     the user share divides them by the bytes of all layers but the first.
     """
-    cumulative: dict[bytes, list[int]] = {}
+    layers = fs.layers
+    # Only paths seen in more than one layer need a per-path tally; set operations find them in C.
+    # Every other leaf counts its size once in both sums, and those sizes add up per layer.
+    path_sets = []
+    for entries in layers:
+        kinds = entries.kinds
+        if OPAQUE in kinds or OTHER_WH in kinds:
+            path_sets.append({p for i, p in enumerate(entries.paths) if kinds[i] not in (OPAQUE, OTHER_WH)})
+        else:
+            path_sets.append(set(entries.paths))
+    seen: set[bytes] = set()
+    multi: set[bytes] = set()
+    for paths in path_sets:
+        multi |= seen & paths
+        seen |= paths
+    multi.discard(b"")
+    discovered = 0
+    single_minimum = 0
     total_user = 0
-    for number, entries in enumerate(fs.layers):
+    cumulative: dict[bytes, list[int]] = {}
+    for number, entries in enumerate(layers):
         if number:
             total_user += entries.size_bytes
-        paths, kinds, sizes = entries.paths, entries.kinds, entries.sizes
-        parents = {path.rpartition(b"/")[0] for path in paths if path}
         removed_dirs = {path: size for path, _, size, what in fs.changes[number].removals if what == "dir"}
-        for index, path in enumerate(paths):
+        layer_total = entries.size_bytes + sum(
+            removed_dirs.get(path, 0) for path, kind in _whiteouts(entries) if kind == WHITEOUT
+        )
+        discovered += layer_total
+        if not multi:
+            single_minimum += layer_total
+            continue
+        paths, kinds, sizes = entries.paths, entries.kinds, entries.sizes
+        hits = [i for i, path in enumerate(paths) if path in multi]
+        multi_total = 0
+        parents: set[bytes] | None = None
+        for index in hits:
+            path = paths[index]
             kind = kinds[index]
-            if kind == OPAQUE or kind == OTHER_WH or not path:
+            if kind == OPAQUE or kind == OTHER_WH:
                 continue
-            if kind == DIR and path in parents:
-                continue  # not a leaf in this layer's tree
+            if kind == DIR:
+                if parents is None:
+                    parents = {p.rpartition(b"/")[0] for p in paths if p}
+                if path in parents:
+                    continue  # not a leaf in this layer's tree
             if kind == WHITEOUT:
                 size = removed_dirs.get(path, 0)
             else:
                 size = sizes[index] if kind == FILE else 0
+            multi_total += size
             slot = cumulative.get(path)
             if slot is None:
                 cumulative[path] = [size, size, 1]
@@ -179,12 +218,26 @@ def _dive(fs: Filesystem, waste: Waste) -> None:
                 slot[0] += size
                 slot[1] = min(slot[1], size)
                 slot[2] += 1
-    minimum = discovered = wasted = 0
+        single_minimum += layer_total - multi_total
+    minimum = single_minimum
+    wasted = 0
     for total, smallest, count in cumulative.values():
         minimum += smallest
-        discovered += total
         if count > 1:
             wasted += total
     waste.dive_efficiency = minimum / discovered if discovered else 1.0
     waste.dive_wasted_bytes = wasted
     waste.dive_user_wasted_percent = wasted / total_user if total_user else 0.0
+
+
+def _whiteouts(entries) -> list[tuple[bytes, int]]:
+    """The whiteout members of a layer as (path, kind)."""
+    kinds = entries.kinds
+    if WHITEOUT not in kinds:
+        return []
+    found = []
+    index = kinds.find(WHITEOUT)
+    while index >= 0:
+        found.append((entries.paths[index], WHITEOUT))
+        index = kinds.find(WHITEOUT, index + 1)
+    return found
