@@ -377,3 +377,25 @@ def pyapp_images(
         unavailable(str(exc))
     except FixtureError as exc:
         pytest.fail(str(exc), pytrace=False)
+
+
+# --- App images: Python, Go, Node/TypeScript, Java (tests/engine/apps.py) ----------------------------
+
+
+@pytest.fixture(scope="session")
+def app_images(
+    docker_client: docker.DockerClient,
+    debian_base: str,
+    pyapp_images: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, Any]:
+    """``{"python"|"go"|"node"|"java": apps.AppImage}``: naive and multi-stage images, contexts, smoke."""
+    from apps import FixtureError, FixtureUnavailable, ensure_app_images
+
+    base_id = str(docker_client.images.get(debian_base).id)
+    try:
+        return ensure_app_images(docker_client, base_id, tmp_path_factory.mktemp("ctx-apps"), pyapp_images)
+    except FixtureUnavailable as exc:
+        unavailable(str(exc))
+    except FixtureError as exc:
+        pytest.fail(str(exc), pytrace=False)
