@@ -15,12 +15,15 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Input, Label, ProgressBar, Static
+from textual.widgets import Footer, Input, Label, ProgressBar, Static, Tree
+from textual.widgets.tree import TreeNode
+from textual.worker import get_current_worker
 
 from slimscope.analysis.core import Analysis
 from slimscope.fs import Filesystem
 from slimscope.report.text import human
 from slimscope.sanitize import text as safe
+from slimscope.sanitize import visible
 from slimscope.sources import Progress
 from slimscope.tui.keys import KEYS
 from slimscope.tui.model import SIZE_STEPS, Filters, FsSource, LayerSource, TreeSource, search
@@ -44,6 +47,10 @@ class Failed(Message):
         super().__init__()
         self.error = error
         self.exc = exc
+
+
+class _Cancelled(Exception):
+    """Raised in the loading thread's progress callbacks once the app has quit."""
 
 
 class ProgressUpdate(Message):
@@ -234,6 +241,7 @@ class MainScreen(Screen):
                 parent = parent.rpartition(b"/")[0]
         self.allowed = _with_descendants(allowed, self.source(), paths)
         self.focus_paths = paths
+        self.query_one(LayerTable).move_cursor(row=self.layer_index)  # the table shows the tree's layer
         self.refresh_tree(reveal=paths)
         self.query_one(FileTree).focus()
 
@@ -264,7 +272,7 @@ class MainScreen(Screen):
         try:
             self.allowed = search(self.source().all_paths(), query[3:] if regex else query, regex)
         except re.error as exc:
-            self.notify(f"bad regular expression: {exc}", severity="error")
+            self.notify(f"bad regular expression: {exc}", severity="error", markup=False)
             return
         self.focus_paths = None
         self.refresh_tree()
@@ -272,16 +280,16 @@ class MainScreen(Screen):
             self._expand_matches()
 
     def _expand_matches(self, budget: int = 200) -> None:
-        """Open folders breadth-first while few matches are on screen."""
+        """Open folders breadth-first until about `budget` rows are shown (a folder adds up to a chunk)."""
         tree = self.query_one(FileTree)
         queue = list(tree.root.children)
-        shown = 0
+        shown = len(queue)
         while queue and shown < budget:
             node = queue.pop(0)
-            shown += 1
             if node.allow_expand:
                 tree._ensure_filled(node)
                 node.expand()
+                shown += len(node.children)
                 queue.extend(node.children)
 
     # -- actions -----------------------------------------------------------------------------------
@@ -332,19 +340,35 @@ class MainScreen(Screen):
         for node in tree.root.children:
             node.collapse_all()
 
+    def _focused_node(self) -> TreeNode | None:
+        """The cursor node of the focused tree (the file tree or the findings), if any."""
+        focused = self.focused
+        return focused.cursor_node if isinstance(focused, Tree) else None
+
     def action_toggle_node(self) -> None:
-        tree = self.query_one(FileTree)
-        if tree.cursor_node is not None and tree.cursor_node.allow_expand:
-            tree.cursor_node.toggle()
+        node = self._focused_node()
+        if node is not None and node.allow_expand:
+            node.toggle()
 
     def action_expand(self) -> None:
-        self.query_one(FileTree).action_expand()
+        node = self._focused_node()
+        if node is not None and node.allow_expand:
+            node.expand()
 
     def action_collapse_or_parent(self) -> None:
-        self.query_one(FileTree).action_collapse_or_parent()
+        node = self._focused_node()
+        if node is not None and node.allow_expand and node.is_expanded:
+            node.collapse()
+        else:
+            self.action_parent()
 
     def action_parent(self) -> None:
-        self.query_one(FileTree).action_parent()
+        node = self._focused_node()
+        if node is None or node.parent is None:
+            return
+        tree = node.tree
+        if not node.parent.is_root or tree.show_root:
+            tree.move_cursor(node.parent)
 
     def action_cursor_down(self) -> None:
         self.focused.action_cursor_down() if hasattr(self.focused, "action_cursor_down") else None
@@ -360,11 +384,9 @@ class MainScreen(Screen):
         if row is None:
             self.notify("no path selected")
             return
-        from slimscope.sanitize import visible
-
         shown = "/" + visible(row.path)
         self.app.copy_to_clipboard("/" + row.path.decode("utf-8", "surrogateescape"))
-        self.notify(Text("copied ") + Text(shown))
+        self.notify("copied " + shown, markup=False)  # notify takes a str; never markup
 
     def action_export_json(self) -> None:
         from slimscope.report.json_doc import document, dump
@@ -374,9 +396,9 @@ class MainScreen(Screen):
             with open(name, "w", encoding="utf-8") as out:
                 dump(document(self.analysis), out)
         except OSError as exc:
-            self.notify(f"cannot write {name}: {exc.strerror or exc}", severity="error")
+            self.notify(f"cannot write {name}: {exc.strerror or exc}", severity="error", markup=False)
             return
-        self.notify(f"wrote {os.path.abspath(name)}")
+        self.notify(f"wrote {visible(os.path.abspath(name))}", markup=False)
 
 
 def _with_descendants(allowed: set[bytes], source: TreeSource, roots: list[bytes]) -> set[bytes]:
@@ -424,23 +446,36 @@ class ExplorerApp(App):
     def run_load(self) -> None:
         """Read and analyse the image in a thread, posting progress."""
         state = self._progress
+        worker = get_current_worker()
+
+        def check() -> None:
+            # q or ctrl+c while loading: the app is gone, stop reading (the process waits for this thread)
+            if worker.is_cancelled:
+                raise _Cancelled
 
         def start(what: str, total: int | None) -> None:
+            check()
             state["what"], state["total"] = what, total
             self._post_progress(force=True)
 
         def advance(n: int) -> None:
+            check()
             state["done"] += n
             self._post_progress()
 
         def blob(_: str) -> None:
+            check()
             state["blobs"] += 1
             self._post_progress(force=True)
 
         assert self.load is not None
         try:
             analysis = self.load(Progress(start=start, advance=advance, blob=blob))
+        except _Cancelled:
+            return
         except BaseException as exc:  # reported on the UI thread, which exits with code 2
+            if worker.is_cancelled:
+                return
             from slimscope.errors import SlimscopeError
 
             text = (

@@ -32,7 +32,7 @@ KEYS: tuple[Key, ...] = (
     Key("z", "min_size", "Minimum size: cycle 0, 1 kB, 100 kB, 1 MB, 10 MB, 100 MB", False, "filters"),
     Key("s,ctrl+o", "sort", "Sort by size / name", True, "tree"),
     Key("c,ctrl+l", "layer_mode", "Layer view: filesystem as of layer / only its changes", True, "layers"),
-    Key("ctrl+space", "collapse_all", "Collapse all folders", False, "tree"),
+    Key("ctrl+space,ctrl+@", "collapse_all", "Collapse all folders", False, "tree"),  # terminals send ctrl+@
     Key("space", "toggle_node", "Expand/collapse folder", False, "tree"),
     Key("l,right", "expand", "Expand folder", False, "tree"),
     Key("h,left", "collapse_or_parent", "Collapse folder or go to parent", False, "tree"),

@@ -227,7 +227,7 @@ class LayerSource(TreeSource):
         removed = {path: (count, size) for path, count, size, _ in analysis.fs.changes[layer].removals}
         self._rows: dict[bytes, list[Row]] = {}
         self._dirs: dict[bytes, Row] = {}
-        totals: dict[bytes, int] = {}
+        totals: dict[bytes, list[int]] = {}
         for index, path in enumerate(entries.paths):
             kind = entries.kinds[index]
             if not path or kind in (OPAQUE, OTHER_WH):
@@ -238,6 +238,7 @@ class LayerSource(TreeSource):
             else:
                 size = entries.sizes[index] if kind == FILE else 0
                 ref = layer << SHIFT | index
+                rule = analysis.removables.rule_of(path)
                 row = Row(
                     path.rpartition(b"/")[2],
                     path,
@@ -246,8 +247,8 @@ class LayerSource(TreeSource):
                     size,
                     0 if kind == DIR else 1,
                     CODE_MARK.get(codes[index], MARK_NONE),
-                    analysis.removables.rule_of(path),
-                    0,
+                    rule,
+                    size if rule and kind != DIR else 0,
                     ref,
                     entries.links.get(index),
                 )
@@ -260,9 +261,15 @@ class LayerSource(TreeSource):
                 parent = path
                 while parent:
                     parent = parent.rpartition(b"/")[0]
-                    totals[parent] = totals.get(parent, 0) + row.size
+                    total = totals.get(parent)
+                    if total is None:
+                        total = totals[parent] = [0, 0, 0]
+                    total[0] += row.size
+                    total[1] += row.files if kind != WHITEOUT else 0
+                    total[2] += row.removable
         for path, row in self._dirs.items():
-            row.size = totals.get(path, 0)
+            # folders show what the layer stored below them: bytes, files and removable bytes
+            row.size, row.files, row.removable = totals.get(path, (0, 0, 0))
 
     def _add(self, row: Row) -> None:
         parent = row.path.rpartition(b"/")[0]
@@ -390,9 +397,6 @@ def describe(analysis: Analysis, index: PathIndex, row: Row) -> list[tuple[str, 
                     + entry.link.decode("utf-8", "surrogateescape"),
                 )
             )
-        digest = fs.entry(fs.data_ref(row.ref)).digest_hex if entry.kind in (FILE, HARDLINK) else None
-        if digest:
-            out.append(("digest", digest))
         layer = row.ref >> SHIFT
         out.append(("layer", f"{layer}: {analysis.instruction_of(layer) or '(no history)'}"))
     elif row.is_dir:
@@ -411,6 +415,11 @@ def describe(analysis: Analysis, index: PathIndex, row: Row) -> list[tuple[str, 
             out.append(("remedy", finding.rule.remedy))
     if row.is_dir and row.removable:
         out.append(("removable", f"{row.removable:,} of {row.size:,} bytes below"))
+    if row.ref is not None and fs.entry(row.ref).kind in (FILE, HARDLINK):
+        # last: two lines at the pane's width, and the least needed to tell where a path came from
+        digest = fs.entry(fs.data_ref(row.ref)).digest_hex
+        if digest:
+            out.append(("digest", digest))
     return out
 
 

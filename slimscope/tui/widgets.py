@@ -133,10 +133,45 @@ class LayerTable(DataTable):
         self.post_message(self.LayerChosen(event.cursor_row))
 
 
-class FindingsTree(Tree[object]):
-    """Findings grouped by category, biggest first; choosing one shows its paths in the file tree."""
+class _FolderKeys(Tree[object]):
+    """dive-like folder keys for a tree: l/right open, h/left close or go up, p/backspace go up.
 
-    BINDINGS = [Binding("j", "cursor_down", show=False), Binding("k", "cursor_up", show=False)]
+    Tree is a ScrollView, whose left/right would scroll sideways instead.
+    """
+
+    BINDINGS = [
+        Binding("j", "cursor_down", show=False),
+        Binding("k", "cursor_up", show=False),
+        Binding("l,right", "expand", show=False),
+        Binding("h,left", "collapse_or_parent", show=False),
+        Binding("p,backspace", "parent", show=False),
+    ]
+
+    def action_expand(self) -> None:
+        """Open the folder under the cursor."""
+        node = self.cursor_node
+        if node is not None and node.allow_expand:
+            node.expand()
+
+    def action_collapse_or_parent(self) -> None:
+        """Close the folder under the cursor, or go to its parent."""
+        node = self.cursor_node
+        if node is None:
+            return
+        if node.allow_expand and node.is_expanded:
+            node.collapse()
+        else:
+            self.action_parent()
+
+    def action_parent(self) -> None:
+        """Move to the parent folder (the root only when it is shown)."""
+        node = self.cursor_node
+        if node is not None and node.parent is not None and (not node.parent.is_root or self.show_root):
+            self.move_cursor(node.parent)
+
+
+class FindingsTree(_FolderKeys):
+    """Findings grouped by category, biggest first; choosing one shows its paths in the file tree."""
 
     class FindingChosen(Message):
         """A finding (or one of its paths) was chosen."""
@@ -198,16 +233,8 @@ class FindingsTree(Tree[object]):
             self.post_message(self.FindingChosen(rule, list(paths)))
 
 
-class FileTree(Tree[object]):
+class FileTree(_FolderKeys):
     """The lazily built file tree: children are made when a folder opens, largest first, in chunks."""
-
-    BINDINGS = [
-        Binding("j", "cursor_down", show=False),
-        Binding("k", "cursor_up", show=False),
-        Binding("l,right", "expand", show=False),
-        Binding("h,left", "collapse_or_parent", show=False),
-        Binding("p,backspace", "parent", show=False),
-    ]
 
     class RowHighlighted(Message):
         """The cursor moved to a row (None for the root or a 'more' line)."""
@@ -239,6 +266,9 @@ class FileTree(Tree[object]):
         self.root.data = ("dir", b"")
         self._fill(self.root, b"")
         self.root.expand()
+        # The old nodes are gone, but Tree keeps the cursor's line and its old node: start at the root,
+        # which also tells the details pane (it showed a row that may no longer be there).
+        self.cursor_line = 0
         if reveal:
             self.reveal(reveal)
 
@@ -266,7 +296,8 @@ class FileTree(Tree[object]):
             if first is None and node is not self.root:
                 first = node
         if first is not None:
-            self.move_cursor(first)
+            # the new nodes get their line numbers when the tree is next built: move after that
+            self.call_after_refresh(self.move_cursor, first)
 
     def _ensure_filled(self, node: TreeNode) -> None:
         data = node.data
@@ -337,30 +368,6 @@ class FileTree(Tree[object]):
         data = event.node.data
         row = data[1] if isinstance(data, tuple) and data[0] == "row" else None
         self.post_message(self.RowHighlighted(row))
-
-    def action_expand(self) -> None:
-        """Open the folder under the cursor."""
-        node = self.cursor_node
-        if node is not None and node.allow_expand:
-            node.expand()
-
-    def action_collapse_or_parent(self) -> None:
-        """Close the folder under the cursor, or go to its parent."""
-        node = self.cursor_node
-        if node is None:
-            return
-        if node.allow_expand and node.is_expanded:
-            node.collapse()
-        else:
-            self.action_parent()
-
-    def action_parent(self) -> None:
-        """Move to the parent folder."""
-        node = self.cursor_node
-        if node is not None and node.parent is not None and node.parent is not self.root:
-            self.move_cursor(node.parent)
-        elif node is not None and node.parent is self.root:
-            self.move_cursor(self.root)
 
     def selected_row(self) -> Row | None:
         """The row under the cursor."""

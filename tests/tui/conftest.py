@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-import images  # noqa: E402  (tests/tui/images.py, importable once HERE is on sys.path)
+import tui_images as images  # noqa: E402  (tests/tui/tui_images.py; HERE is on sys.path)
 
 SIZE = (120, 40)
 
@@ -165,3 +165,25 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     names = pyfuncitem._fixtureinfo.argnames
     asyncio.run(pyfuncitem.obj(**{name: pyfuncitem.funcargs[name] for name in names}))
     return True
+
+
+# -- real-engine fixtures (tests/engine/conftest.py), for the few tests that use engine-built images -------
+
+
+def _engine_fixtures():
+    """tests/engine/conftest.py as a module of its own, so its fixtures can be reused here."""
+    import importlib.util
+
+    path = HERE.parent / "engine" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("slimscope_tui_engine_fixtures", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_engine = _engine_fixtures()
+busybox_binary = _engine.busybox_binary
+docker_client = _engine.docker_client
+build_context = _engine.build_context
+build_fixture_image = _engine.build_fixture_image
