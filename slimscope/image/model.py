@@ -21,6 +21,7 @@ class Layer:
     media_type: str | None
     entries: LayerEntries
     history_index: int | None = None
+    blob: str | None = None  # the blob's name in the archive or layout it was read from
 
     @property
     def size_bytes(self) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,10 +12,10 @@ from slimscope.image.blobs import READ_SIZE, LayerScan, scan_layer
 from slimscope.image.history import map_history
 from slimscope.image.manifest import Recipe, from_docker_manifest, from_oci_index, parse_json, platform_of
 from slimscope.image.model import Image, Layer
-from slimscope.sources.archive import ArchiveContents, read_archive
+from slimscope.sources.archive import ArchiveContents, ReuseMismatch, known_blob, read_archive, reuse_layer
 from slimscope.sources.reference import SourceSpec, parse_source
 
-__all__ = ["Progress", "SourceSpec", "load_image", "parse_source"]
+__all__ = ["Progress", "SourceSpec", "index_layers", "load_image", "parse_source"]
 
 
 @dataclass
@@ -33,23 +33,57 @@ def load_image(
     image: str | None = None,
     platform: str | None = None,
     progress: Progress | None = None,
+    known_layers: Iterable[Layer] | None = None,
 ) -> Image:
-    """Read the image the user named, from the engine, an archive or an OCI layout."""
+    """Read the image the user named, from the engine, an archive or an OCI layout.
+
+    `known_layers` are layers already read (the other image of a diff): a blob that holds one of them is
+    hashed and verified but not decompressed or parsed again; its members are shared.
+    """
     spec = parse_source(text, image)
-    return load_spec(spec, platform=platform, progress=progress)
+    return load_spec(spec, platform=platform, progress=progress, known_layers=known_layers)
 
 
-def load_spec(spec: SourceSpec, *, platform: str | None = None, progress: Progress | None = None) -> Image:
+def load_spec(
+    spec: SourceSpec,
+    *,
+    platform: str | None = None,
+    progress: Progress | None = None,
+    known_layers: Iterable[Layer] | None = None,
+) -> Image:
     """Read the image described by a SourceSpec."""
     progress = progress or Progress()
+    known = index_layers(known_layers or ())
+    try:
+        return _load(spec, platform, progress, known)
+    except ReuseMismatch:
+        if not known:
+            raise
+        # A blob was not the layer its name promised (a hand-made archive reusing names): read it all.
+        return _load(spec, platform, progress, {})
+
+
+def _load(spec: SourceSpec, platform: str | None, progress: Progress, known: Mapping[str, Layer]) -> Image:
     if spec.kind == "engine":
-        return _from_engine(spec, platform, progress)
+        return _from_engine(spec, platform, progress, known)
     if spec.kind == "oci-dir":
-        return _from_layout(spec, platform, progress)
-    return _from_archive(spec, platform, progress)
+        return _from_layout(spec, platform, progress, known)
+    return _from_archive(spec, platform, progress, known)
 
 
-def _from_archive(spec: SourceSpec, platform: str | None, progress: Progress) -> Image:
+def index_layers(layers: Iterable[Layer]) -> dict[str, Layer]:
+    """Layers by blob digest, diff_id and blob name: how a blob about to be read is recognised."""
+    index: dict[str, Layer] = {}
+    for layer in layers:
+        for key in (layer.blob, layer.digest, layer.diff_id):
+            if key:
+                index.setdefault(key, layer)
+    return index
+
+
+def _from_archive(
+    spec: SourceSpec, platform: str | None, progress: Progress, known: Mapping[str, Layer]
+) -> Image:
     try:
         handle = open(spec.location, "rb")  # noqa: SIM115 - closed below
     except FileNotFoundError:
@@ -59,19 +93,23 @@ def _from_archive(spec: SourceSpec, platform: str | None, progress: Progress) ->
     with handle:
         if progress.start:
             progress.start(f"reading {os.path.basename(spec.location)}", os.fstat(handle.fileno()).st_size)
-        contents = read_archive(handle, progress=progress.advance, on_blob=progress.blob)
+        contents = read_archive(handle, progress=progress.advance, on_blob=progress.blob, known=known)
     kind = "oci-archive" if spec.force_oci or "manifest.json" not in contents.docs else "docker-archive"
     return _assemble(contents, spec, kind, platform)
 
 
-def _from_engine(spec: SourceSpec, platform: str | None, progress: Progress) -> Image:
+def _from_engine(
+    spec: SourceSpec, platform: str | None, progress: Progress, known: Mapping[str, Layer]
+) -> Image:
     from slimscope.sources import engine
 
     exported = engine.export(spec.location)
     try:
         if progress.start:
             progress.start(f"exporting {spec.location}", exported.size_hint or None)
-        contents = read_archive(exported.stream, progress=progress.advance, on_blob=progress.blob)
+        contents = read_archive(
+            exported.stream, progress=progress.advance, on_blob=progress.blob, known=known
+        )
     finally:
         exported.close()
     image = _assemble(contents, spec, "engine", platform)
@@ -97,14 +135,16 @@ def _assemble(contents: ArchiveContents, spec: SourceSpec, source: str, platform
         try:
             scan = contents.layer(ref.blob)
         except FormatError as exc:
-            raise FormatError(f"layer {i} ({ref.digest or ref.blob}): {exc}") from None
+            raise exc.__class__(f"layer {i} ({ref.digest or ref.blob}): {exc}") from None
         if scan is None:
             raise FormatError(f"layer {i} ({ref.digest or ref.blob}) is missing from the archive")
-        layers.append(_verified_layer(i, ref, scan))
+        layers.append(_verified_layer(i, ref, scan, contents.resolve(ref.blob)))
     return _image(spec, source, recipe, layers)
 
 
-def _from_layout(spec: SourceSpec, platform: str | None, progress: Progress) -> Image:
+def _from_layout(
+    spec: SourceSpec, platform: str | None, progress: Progress, known: Mapping[str, Layer]
+) -> Image:
     root = spec.location
     if not os.path.isdir(root):
         raise SourceError(f"no such directory: {root}")
@@ -131,14 +171,22 @@ def _from_layout(spec: SourceSpec, platform: str | None, progress: Progress) -> 
         path = _inside(root, ref.blob)
         if progress.blob:
             progress.blob(ref.blob)
+        reuse = known_blob(ref.blob, known) if known else None
         try:
             with open(path, "rb") as handle:
-                scan = scan_layer(handle.read, head=handle.read(READ_SIZE), progress=progress.advance)
+                scan = None
+                if reuse is not None:
+                    try:
+                        scan = reuse_layer(handle.read, handle.read(READ_SIZE), progress.advance, reuse)
+                    except ReuseMismatch:
+                        handle.seek(0)  # not the layer its name promises: read it in full for the error
+                if scan is None:
+                    scan = scan_layer(handle.read, head=handle.read(READ_SIZE), progress=progress.advance)
         except FileNotFoundError:
             raise FormatError(f"layer {i} ({ref.digest}) is missing from the layout") from None
         except FormatError as exc:
             raise FormatError(f"layer {i} ({ref.digest}): {exc}") from None
-        layers.append(_verified_layer(i, ref, scan))
+        layers.append(_verified_layer(i, ref, scan, ref.blob))
     return _image(spec, "oci-dir", recipe, layers)
 
 
@@ -150,7 +198,7 @@ def _inside(root: str, name: str) -> str:
     return path
 
 
-def _verified_layer(index: int, ref: Any, scan: LayerScan) -> Layer:
+def _verified_layer(index: int, ref: Any, scan: LayerScan, blob: str | None = None) -> Layer:
     if ref.digest and scan.digest != ref.digest:
         raise DigestMismatch(
             f"layer {index}: blob sha256 is {scan.digest} but the manifest says {ref.digest}"
@@ -168,6 +216,7 @@ def _verified_layer(index: int, ref: Any, scan: LayerScan) -> Layer:
         compression=scan.compression,
         media_type=ref.media_type,
         entries=scan.entries,
+        blob=blob,
     )
 
 

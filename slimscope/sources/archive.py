@@ -8,13 +8,15 @@ layer while it streams (the manifest, which says which blobs are layers, often c
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from hashlib import sha256
 from typing import IO
 
-from slimscope.errors import FormatError
+from slimscope.errors import DigestMismatch, FormatError
 from slimscope.image.blobs import READ_SIZE, LayerScan, scan_layer
 from slimscope.image.manifest import MAX_JSON
+from slimscope.image.model import Layer
 from slimscope.image.tarstream import BLOCK_SIZE, ZERO_BLOCK, _number, _parse_pax, header_checksum_ok
 
 SYMTYPE, LNKTYPE = ord("2"), ord("1")
@@ -22,6 +24,10 @@ SYMTYPE, LNKTYPE = ord("2"), ord("1")
 
 class TruncatedArchive(FormatError):
     """The outer archive ends too early; fatal even inside a blob nobody may need."""
+
+
+class ReuseMismatch(DigestMismatch):
+    """A blob is not the already read layer its name promised (the caller reads the source again)."""
 
 
 REGULAR = frozenset(b"07\0")
@@ -241,13 +247,51 @@ def _peek(stream: IO[bytes], n: int) -> tuple[bytes, IO[bytes]]:
     return head, _Prefixed(head, stream)  # type: ignore[return-value]
 
 
+def known_blob(name: str, known: Mapping[str, Layer]) -> Layer | None:
+    """The already read layer a blob's name promises: by name (`<id>/layer.tar`) or digest (`blobs/...`)."""
+    layer = known.get(name)
+    if layer is None and name.startswith("blobs/"):
+        algorithm, _, hexdigest = name[6:].partition("/")
+        layer = known.get(f"{algorithm}:{hexdigest}")
+    return layer
+
+
+def reuse_layer(
+    read: Callable[[int], bytes], head: bytes, progress: Callable[[int], None] | None, known: Layer
+) -> LayerScan:
+    """Hash a blob that should hold an already read layer, without decompressing or parsing it.
+
+    The blob must hash to the layer's blob digest (the same bytes) or to its diff_id (the same tar,
+    uncompressed); then the layer's members are reused. Else a ReuseMismatch.
+    """
+    raw = sha256()
+    size = 0
+    chunk = head
+    while chunk:
+        raw.update(chunk)
+        size += len(chunk)
+        if progress is not None:
+            progress(len(chunk))
+        chunk = read(READ_SIZE)
+    digest = "sha256:" + raw.hexdigest()
+    if digest == known.digest:
+        return LayerScan(digest, size, known.compression, known.diff_id, known.entries)
+    if digest == known.diff_id:
+        return LayerScan(digest, size, "none", digest, known.entries)
+    raise ReuseMismatch(f"blob sha256 is {digest}, not that of the layer {known.diff_id} its name promises")
+
+
 def read_archive(
     fileobj: IO[bytes],
     *,
     progress: Callable[[int], None] | None = None,
     on_blob: Callable[[str], None] | None = None,
+    known: Mapping[str, Layer] | None = None,
 ) -> ArchiveContents:
-    """Read every member of an image archive stream once."""
+    """Read every member of an image archive stream once.
+
+    `known` (see `sources.index_layers`) names layers already read: their blobs are hashed, not scanned.
+    """
     contents = ArchiveContents()
     try:
         for member, read in _iter_members(fileobj):
@@ -277,8 +321,12 @@ def read_archive(
                 continue
             if on_blob is not None:
                 on_blob(name)
+            reuse = known_blob(name, known) if known else None
             try:
-                scan = scan_layer(read, head=head, progress=progress)
+                if reuse is not None:
+                    scan = reuse_layer(read, head, progress, reuse)
+                else:
+                    scan = scan_layer(read, head=head, progress=progress)
             except FormatError as exc:
                 if isinstance(exc, TruncatedArchive):
                     raise

@@ -26,7 +26,7 @@ from slimscope.sanitize import text as safe
 from slimscope.sanitize import visible
 from slimscope.sources import Progress
 from slimscope.tui.keys import KEYS
-from slimscope.tui.model import SIZE_STEPS, Filters, FsSource, LayerSource, TreeSource, search
+from slimscope.tui.model import SIZE_STEPS, Filters, FsSource, LayerSource, PathIndex, TreeSource, search
 from slimscope.tui.widgets import DetailsPane, FileTree, FindingsTree, LayerTable, SummaryHeader
 
 CSS_PATH = Path(__file__).with_name("app.tcss")
@@ -170,6 +170,14 @@ class MainScreen(Screen):
         cached = self._source_cache.get(key)
         if cached is not None:
             return cached
+        prepared = self.analysis.extras.get("final_source")
+        if (
+            not self.changes_only
+            and isinstance(prepared, FsSource)
+            and self.layer_index == len(self.analysis.image.layers) - 1
+        ):
+            self._source_cache[key] = prepared
+            return prepared
         if self.changes_only:
             source: TreeSource = LayerSource(self.analysis, self.layer_index)
         else:
@@ -270,7 +278,7 @@ class MainScreen(Screen):
         """Filter the tree to paths matching the query (substring, or regex after `re:`)."""
         regex = query.startswith("re:")
         try:
-            self.allowed = search(self.source().all_paths(), query[3:] if regex else query, regex)
+            self.allowed = search(self.source().searcher(), query[3:] if regex else query, regex)
         except re.error as exc:
             self.notify(f"bad regular expression: {exc}", severity="error", markup=False)
             return
@@ -410,6 +418,27 @@ def _with_descendants(allowed: set[bytes], source: TreeSource, roots: list[bytes
     return allowed
 
 
+def prepare(analysis: Analysis) -> None:
+    """Work the first screen and first keys would otherwise do on the UI thread, done in the loader.
+
+    Builds the details' path index and the final filesystem's folder totals, then freezes the
+    analysis's objects out of the garbage collector: they live as long as the app, and full
+    collections over hundreds of thousands of them paused the UI for 100+ ms.
+    """
+    import gc
+
+    index = PathIndex(analysis)
+    index.events(b"")
+    owner = index.owner(b"")
+    del owner
+    analysis.extras["path_index"] = index
+    last = len(analysis.image.layers) - 1
+    if last >= 0:
+        analysis.extras["final_source"] = FsSource(analysis, analysis.fs, last)
+    gc.collect()
+    gc.freeze()
+
+
 class ExplorerApp(App):
     """slimscope's explorer."""
 
@@ -485,6 +514,7 @@ class ExplorerApp(App):
             )
             self.post_message(Failed(text, exc))
             return
+        prepare(analysis)
         self.post_message(Loaded(analysis))
 
     def _post_progress(self, force: bool = False) -> None:

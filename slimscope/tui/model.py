@@ -88,6 +88,13 @@ class TreeSource:
         """Every path of the tree, for search."""
         raise NotImplementedError
 
+    def searcher(self) -> Searcher:
+        """A Searcher over all_paths(), kept with the source."""
+        cached = getattr(self, "_searcher", None)
+        if cached is None:
+            cached = self._searcher = Searcher(self.all_paths())
+        return cached
+
 
 class _Totals:
     """Bytes, files and removable bytes below every folder of a Filesystem, in one pass."""
@@ -296,19 +303,45 @@ def arrange(rows: Iterable[Row], filters: Filters, allowed: set[bytes] | None = 
     return kept
 
 
-def search(paths: list[bytes], query: str, regex: bool = False) -> set[bytes] | None:
+class Searcher:
+    """Search over a fixed list of paths, fast while typing.
+
+    Lower-cased paths are made once; a substring query that extends the previous one only looks at
+    the previous hits (typing narrows, it never widens).
+    """
+
+    def __init__(self, paths: list[bytes]) -> None:
+        self.paths = paths
+        self._lower: list[bytes] | None = None
+        self._last: tuple[bytes, list[int]] | None = None
+
+    def hits(self, query: str, regex: bool = False) -> list[bytes]:
+        """The paths matching a case-insensitive substring, or a regex."""
+        if regex:
+            pattern = re.compile(query.encode("utf-8", "surrogateescape"), re.IGNORECASE)
+            return [p for p in self.paths if pattern.search(p)]
+        needle = query.encode("utf-8", "surrogateescape").lower()
+        if self._lower is None:
+            self._lower = [p.lower() for p in self.paths]
+        lower = self._lower
+        if self._last is not None and needle.startswith(self._last[0]):
+            found = [i for i in self._last[1] if needle in lower[i]]
+        else:
+            found = [i for i, p in enumerate(lower) if needle in p]
+        self._last = (needle, found)
+        paths = self.paths
+        return [paths[i] for i in found]
+
+
+def search(paths: list[bytes] | Searcher, query: str, regex: bool = False) -> set[bytes] | None:
     """Paths matching a substring (case-insensitive) or a regex, plus their parent folders.
 
     Returns None for an empty query (no filter); raises re.error for a bad regex.
     """
     if not query:
         return None
-    if regex:
-        pattern = re.compile(query.encode("utf-8", "surrogateescape"), re.IGNORECASE)
-        hits = [p for p in paths if pattern.search(p)]
-    else:
-        needle = query.encode("utf-8", "surrogateescape").lower()
-        hits = [p for p in paths if needle in p.lower()]
+    searcher = paths if isinstance(paths, Searcher) else Searcher(paths)
+    hits = searcher.hits(query, regex)
     allowed = set(hits)
     for path in hits:
         parent = path.rpartition(b"/")[0]

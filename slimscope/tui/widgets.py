@@ -384,7 +384,8 @@ class DetailsPane(Static):
     def __init__(self, analysis: Analysis, **kwargs) -> None:
         super().__init__(**kwargs)
         self.analysis = analysis
-        self.index = PathIndex(analysis)
+        index = analysis.extras.get("path_index")
+        self.index = index if isinstance(index, PathIndex) else PathIndex(analysis)
 
     def show_row(self, row: Row | None) -> None:
         """Describe a row (or clear)."""
