@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from pathlib import Path
 
 from rich.text import Text
@@ -135,7 +135,7 @@ class MainScreen(Screen):
         self.filters = Filters()
         self.layer_index = len(analysis.image.layers) - 1
         self.changes_only = False
-        self.allowed: set[bytes] | None = None
+        self.allowed: Container[bytes] | None = None  # a set, or the PathMatches of a search
         self.focus_paths: list[bytes] | None = None
         self._fs_cache: dict[int, Filesystem] = {}
         self._source_cache: dict[tuple[int, bool], TreeSource] = {}
@@ -434,7 +434,9 @@ def prepare(analysis: Analysis) -> None:
     analysis.extras["path_index"] = index
     last = len(analysis.image.layers) - 1
     if last >= 0:
-        analysis.extras["final_source"] = FsSource(analysis, analysis.fs, last)
+        source = FsSource(analysis, analysis.fs, last)
+        source.searcher().warm()
+        analysis.extras["final_source"] = source
     gc.collect()
     gc.freeze()
 

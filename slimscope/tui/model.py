@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import stat
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -311,9 +312,14 @@ class Searcher:
     """
 
     def __init__(self, paths: list[bytes]) -> None:
-        self.paths = paths
+        self.paths = sorted(paths)  # hits come out sorted, which PathMatches relies on
         self._lower: list[bytes] | None = None
         self._last: tuple[bytes, list[int]] | None = None
+
+    def warm(self) -> None:
+        """Make the lower-cased copy now (the loader does this, off the UI thread)."""
+        if self._lower is None:
+            self._lower = [p.lower() for p in self.paths]
 
     def hits(self, query: str, regex: bool = False) -> list[bytes]:
         """The paths matching a case-insensitive substring, or a regex."""
@@ -321,9 +327,9 @@ class Searcher:
             pattern = re.compile(query.encode("utf-8", "surrogateescape"), re.IGNORECASE)
             return [p for p in self.paths if pattern.search(p)]
         needle = query.encode("utf-8", "surrogateescape").lower()
-        if self._lower is None:
-            self._lower = [p.lower() for p in self.paths]
+        self.warm()
         lower = self._lower
+        assert lower is not None
         if self._last is not None and needle.startswith(self._last[0]):
             found = [i for i in self._last[1] if needle in lower[i]]
         else:
@@ -333,22 +339,38 @@ class Searcher:
         return [paths[i] for i in found]
 
 
-def search(paths: list[bytes] | Searcher, query: str, regex: bool = False) -> set[bytes] | None:
-    """Paths matching a substring (case-insensitive) or a regex, plus their parent folders.
+class PathMatches:
+    """The paths a search matched, as a container the tree filters with: a path is in it when it
+    matched or when a match lies below it. Binary search over the sorted hits, so no set of every
+    matching path's parents has to be built on each key press."""
+
+    def __init__(self, hits: list[bytes]) -> None:
+        self.hits = hits  # sorted
+
+    def __len__(self) -> int:
+        return len(self.hits)
+
+    def __contains__(self, path: object) -> bool:
+        if not isinstance(path, bytes):
+            return False
+        hits = self.hits
+        i = bisect_left(hits, path)
+        if i < len(hits) and hits[i] == path:
+            return True
+        prefix = path + b"/"
+        j = bisect_left(hits, prefix, i)
+        return j < len(hits) and hits[j].startswith(prefix)
+
+
+def search(paths: list[bytes] | Searcher, query: str, regex: bool = False) -> PathMatches | None:
+    """Paths matching a substring (case-insensitive) or a regex; folders above them count as matching.
 
     Returns None for an empty query (no filter); raises re.error for a bad regex.
     """
     if not query:
         return None
     searcher = paths if isinstance(paths, Searcher) else Searcher(paths)
-    hits = searcher.hits(query, regex)
-    allowed = set(hits)
-    for path in hits:
-        parent = path.rpartition(b"/")[0]
-        while parent and parent not in allowed:
-            allowed.add(parent)
-            parent = parent.rpartition(b"/")[0]
-    return allowed
+    return PathMatches(searcher.hits(query, regex))
 
 
 class PathIndex:

@@ -59,11 +59,15 @@ def test_layer_source_totals(explorer_analysis: Analysis) -> None:
 def test_search(explorer_analysis: Analysis) -> None:
     paths = FsSource(explorer_analysis, explorer_analysis.fs, 4).all_paths()
     assert search(paths, "") is None
-    assert search(paths, "GCC-12") == {
+
+    def shown(found: object) -> set[bytes]:
+        return {p for p in paths if p in found}  # what the tree keeps: matches and folders above them
+
+    assert shown(search(paths, "GCC-12")) == {
         b"usr", b"usr/bin", b"usr/bin/gcc-12", b"var", b"var/lib", b"var/lib/dpkg", b"var/lib/dpkg/info",
         b"var/lib/dpkg/info/gcc-12:amd64.list",
     }  # fmt: skip
-    assert search(paths, r"\.py$", regex=True) == {
+    assert shown(search(paths, r"\.py$", regex=True)) == {
         b"app", b"app/main.py", b"app/tests", b"app/tests/test_main.py", b"usr", b"usr/local",
         b"usr/local/lib", b"usr/local/lib/python3.11", b"usr/local/lib/python3.11/site-packages",
         b"usr/local/lib/python3.11/site-packages/flask",
@@ -71,6 +75,19 @@ def test_search(explorer_analysis: Analysis) -> None:
     }  # fmt: skip
     with pytest.raises(re.error):
         search(paths, "(", regex=True)
+    assert search(paths, "GCC-12").hits == [b"usr/bin/gcc-12", b"var/lib/dpkg/info/gcc-12:amd64.list"]
+    assert b"usr/bin/gcc" not in search(paths, "GCC-12")  # a sibling prefix is not a parent
+
+
+def test_searcher_narrows_while_typing(explorer_analysis: Analysis) -> None:
+    source = FsSource(explorer_analysis, explorer_analysis.fs, 4)
+    searcher = source.searcher()
+    assert source.searcher() is searcher
+    wide = searcher.hits("gc")
+    narrow = searcher.hits("gcc-1")
+    assert set(narrow) <= set(wide)
+    assert narrow == [p for p in searcher.paths if b"gcc-1" in p.lower()]
+    assert searcher.hits("main") == [p for p in searcher.paths if b"main" in p]  # a new query starts over
 
 
 def test_describe_puts_the_digest_last(explorer_analysis: Analysis) -> None:
