@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     out = parser.add_argument_group("output")
     out.add_argument("--json", metavar="FILE", help="write the JSON diff document to FILE ('-' for stdout)")
     out.add_argument("--summary", action="store_true", help="print the text summary even with --json FILE")
+    out.add_argument("--no-tui", action="store_true", help="print the text summary even on a terminal")
     out.add_argument("--top", metavar="N", type=int, default=15, help="rows per section in the text (15)")
     what = parser.add_argument_group("what to compare")
     what.add_argument(
@@ -128,6 +129,12 @@ def run(args: argparse.Namespace) -> int:
     with _progress(enabled=not args.no_progress and sys.stderr.isatty()) as progress:
         old_image, new_image = load_pair(args.old, args.new, platform=args.platform, progress=progress)
     diff = diff_analyses(analyze(old_image), analyze(new_image), ignore=patterns)
+    interactive = sys.stdout.isatty() and sys.stdin.isatty() and not (args.json or args.summary or checking)
+    if interactive and not args.no_tui:
+        from slimscope.tui.app import DiffApp
+
+        DiffApp(diff).run()
+        return EXIT_SAME if diff.identical else EXIT_DIFFERENT
     if args.json:
         _write_json(diff, args.json)
     if args.summary or not args.json:

@@ -7,6 +7,7 @@ import re
 import time
 from collections.abc import Callable, Container, Iterable
 from pathlib import Path
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -556,3 +557,229 @@ class ExplorerApp(App):
                     key.description, f"key: {key.keys}", lambda action=action: screen.run_action(action)
                 )
         yield SystemCommand("Help: every key binding", "key: ?", self.action_help)
+
+
+class DiffScreen(Screen):
+    """`slimscope diff OLD NEW` in a terminal: the changed paths as a tree, with what else changed."""
+
+    BINDINGS = [
+        Binding("slash,ctrl+f", "search", "Search", show=True),
+        Binding("escape", "clear", "Clear", show=False),
+        Binding("a,ctrl+a", "toggle_mark('+')", "Added", show=True),
+        Binding("r,ctrl+r", "toggle_mark('-')", "Removed", show=True),
+        Binding("m", "toggle_mark('~')", "Modified", show=True),
+        Binding("v", "toggle_mark('>')", "Moved", show=True),
+        Binding("s,ctrl+o", "sort", "Sort", show=False),
+        Binding("z", "min_size", "Min size", show=False),
+    ]
+
+    def __init__(self, diff: Any) -> None:
+        super().__init__()
+        from slimscope.tui.model import DiffSource
+
+        self.diff = diff
+        self.source_tree = DiffSource(diff)
+        self.filters = Filters(marks={"+", "-", "~", ">", " "})
+        self.allowed: Container[bytes] | None = None
+        self._search_timer = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(self._header(), id="summary")
+        with Horizontal(id="body"):
+            with VerticalScroll(id="left"):
+                yield Static(self._overview(), id="overview")
+            with Vertical(id="right"):
+                yield Input(placeholder="search paths (substring; start with re: for a regex)", id="search")
+                yield Label("", id="filterline")
+                yield FileTree(id="tree")
+                yield Static("", id="details")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#left").border_title = "Layers, packages, config, findings"
+        self.query_one("#tree").border_title = "Changed files (+ added, - removed, ~ modified, > moved)"
+        self.query_one("#details").border_title = "Details"
+        self.query_one("#search", Input).display = False
+        self.refresh_tree()
+        self.query_one(FileTree).focus()
+
+    def _header(self) -> Text:
+        d = self.diff
+        s = d.summary
+        out = Text()
+        out.append("slimscope diff ", style="bold")
+        out.append_text(safe(d.old.image.reference, "bold cyan"))
+        out.append(" -> ")
+        out.append_text(safe(d.new.image.reference, "bold cyan"))
+        out.append("  identical\n" if s.identical else "\n", style="green")
+        out.append(
+            f"stored {_signed(s.image_bytes_delta)}  visible {_signed(s.bytes_delta)}  "
+            f"files {s.files_delta:+,}  hidden {_signed(s.hidden_bytes_delta)}  "
+            f"removable {_signed(s.removable_bytes_delta)}\n"
+        )
+        out.append(
+            f"{s.added:,} added  {s.removed:,} removed  {s.modified:,} modified  {s.moved:,} moved  "
+            f"({s.ignored:,} ignored paths)",
+            style="dim",
+        )
+        return out
+
+    def _overview(self) -> Text:
+        d = self.diff
+        out = Text()
+        layers = d.layers
+        out.append("Layers\n", style="bold")
+        out.append(f"  {len(layers.shared)} shared (read once)")
+        out.append(
+            f", diverge at layer {layers.diverged_at}\n"
+            if layers.diverged_at is not None
+            else ", same layers\n"
+        )
+        for side, history in (("old", layers.old_history), ("new", layers.new_history)):
+            for line in history[:8]:
+                text = getattr(line, "instruction", None) or getattr(line, "created_by", "") or ""
+                out.append(f"  {side}: ", style="dim")
+                out.append_text(safe(" ".join(str(text).split())[:70]))
+                out.append("\n")
+        out.append("\nPackages\n", style="bold")
+        if not d.packages:
+            out.append("  no change\n", style="dim")
+        for change in d.packages[:40]:
+            out.append(f"  {change.kind:<10} ", style=_KIND_STYLE.get(change.kind, ""))
+            out.append_text(
+                safe(
+                    f"{change.manager}:{change.name} {change.old_version or ''} -> {change.new_version or ''}"
+                )
+            )
+            out.append(f"  {_signed(change.delta)}\n", style="dim")
+        out.append("\nConfig\n", style="bold")
+        if not d.config:
+            out.append("  no change\n", style="dim")
+        for change in d.config[:40]:
+            key = f"{change.field}" + (f"[{change.key}]" if change.key else "")
+            out.append(f"  {change.kind:<8} ", style=_KIND_STYLE.get(change.kind, ""))
+            out.append_text(safe(f"{key}: {change.old!r} -> {change.new!r}"))
+            out.append("\n")
+        out.append("\nFindings (old -> new)\n", style="bold")
+        for category, (old, new) in d.findings.categories.items():
+            out.append(f"  {category:<10} {human(old):>9} -> {human(new):>9}  {_signed(new - old)}\n")
+        old, new = d.findings.hidden
+        out.append(f"  {'hidden':<10} {human(old):>9} -> {human(new):>9}  {_signed(new - old)}\n")
+        return out
+
+    def refresh_tree(self) -> None:
+        """Rebuild the tree from filters and search."""
+        self.query_one(FileTree).show(self.source_tree, self.filters, self.allowed)
+        f = self.filters
+        names = {"+": "added", "-": "removed", "~": "modified", ">": "moved"}
+        parts = ["sorted by name" if f.sort_by_name else "biggest change first"]
+        off = [name for mark, name in names.items() if mark not in f.marks]
+        if off:
+            parts.append("hiding " + ", ".join(off))
+        if f.min_size:
+            parts.append(f"at least {human(f.min_size)}")
+        if self.allowed is not None:
+            parts.append(f"{len(self.allowed):,} matching paths (esc clears)")
+        self.query_one("#filterline", Label).update(Text(" · ".join(parts), style="dim"))
+
+    @on(FileTree.RowHighlighted)
+    def row_highlighted(self, event: FileTree.RowHighlighted) -> None:
+        from slimscope.tui.model import describe_change
+
+        row = event.row
+        out = Text()
+        if row is not None:
+            change = self.source_tree.change(row.path)
+            pairs = (
+                describe_change(change)
+                if change is not None
+                else [
+                    ("path", "/" + row.path.decode("utf-8", "surrogateescape")),
+                    ("below", f"{row.files:,} changed paths, {row.delta or 0:+,} bytes"),
+                ]
+            )
+            for label, value in pairs:
+                out.append(f"{label:>10} ", style="bold")
+                out.append_text(safe(value))
+                out.append("\n")
+        self.query_one("#details", Static).update(out)
+
+    @on(Input.Changed, "#search")
+    def search_changed(self, event: Input.Changed) -> None:
+        if self._search_timer is not None:
+            self._search_timer.stop()
+        self._search_timer = self.set_timer(0.15, lambda: self.apply_search(event.value))
+
+    @on(Input.Submitted, "#search")
+    def search_submitted(self, event: Input.Submitted) -> None:
+        self.apply_search(event.value)
+        self.query_one(FileTree).focus()
+
+    def apply_search(self, query: str) -> None:
+        """Filter to changed paths matching a substring (or a regex after `re:`)."""
+        regex = query.startswith("re:")
+        try:
+            self.allowed = search(self.source_tree.searcher(), query[3:] if regex else query, regex)
+        except re.error as exc:
+            self.notify(f"bad regular expression: {exc}", severity="error", markup=False)
+            return
+        self.refresh_tree()
+
+    def action_search(self) -> None:
+        box = self.query_one("#search", Input)
+        box.display = True
+        box.focus()
+
+    def action_clear(self) -> None:
+        box = self.query_one("#search", Input)
+        box.value = ""
+        box.display = False
+        self.allowed = None
+        self.refresh_tree()
+        self.query_one(FileTree).focus()
+
+    def action_toggle_mark(self, mark: str) -> None:
+        marks = self.filters.marks
+        marks.symmetric_difference_update({mark})
+        self.refresh_tree()
+
+    def action_sort(self) -> None:
+        self.filters.sort_by_name = not self.filters.sort_by_name
+        self.refresh_tree()
+
+    def action_min_size(self) -> None:
+        steps = SIZE_STEPS
+        current = steps.index(self.filters.min_size) if self.filters.min_size in steps else 0
+        self.filters.min_size = steps[(current + 1) % len(steps)]
+        self.refresh_tree()
+
+
+_KIND_STYLE = {
+    "added": "green",
+    "removed": "red",
+    "upgraded": "yellow",
+    "downgraded": "magenta",
+    "changed": "yellow",
+}
+
+
+def _signed(value: int) -> str:
+    return ("+" if value > 0 else "-" if value < 0 else "±") + human(abs(value))
+
+
+class DiffApp(App):
+    """The explorer in diff mode, for an already computed diff."""
+
+    TITLE = "slimscope diff"
+    CSS_PATH = CSS_PATH
+    BINDINGS = [
+        Binding("q", "quit", "Quit", show=True),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+    ]
+
+    def __init__(self, diff: Any) -> None:
+        super().__init__()
+        self.diff = diff
+
+    def on_mount(self) -> None:
+        self.push_screen(DiffScreen(self.diff))

@@ -12,6 +12,7 @@ import stat
 from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from slimscope.analysis.core import Analysis
 from slimscope.fs import ADDED, IMPLIED, MASK, META, MODIFIED, SHIFT, UNCHANGED, Dir, Filesystem
@@ -50,6 +51,7 @@ class Row:
     removable: int = 0  # removable bytes at or below this path
     ref: int | None = None  # the member behind the row (None for implied folders and deletions)
     link: bytes | None = None
+    delta: int | None = None  # diff mode: bytes NEW has more than OLD here (size is its absolute value)
 
 
 @dataclass
@@ -480,3 +482,113 @@ def describe(analysis: Analysis, index: PathIndex, row: Row) -> list[tuple[str, 
 
 def _mode_bits(kind: int) -> int:
     return {DIR: stat.S_IFDIR, SYMLINK: stat.S_IFLNK}.get(kind, stat.S_IFREG)
+
+
+# -- diff mode ------------------------------------------------------------------------------------------
+MARK_MOVED = ">"
+DIFF_MARKS = {"added": MARK_ADDED, "removed": MARK_DELETED, "modified": MARK_MODIFIED, "moved": MARK_MOVED}
+
+
+class DiffSource(TreeSource):
+    """The union of two images' changed paths as a tree; folders carry the summed byte delta."""
+
+    def __init__(self, diff: Any) -> None:
+        from slimscope.analysis.diff import rollup
+
+        self.diff = diff
+        self.title = "changes from OLD to NEW"
+        self._rows: dict[bytes, list[Row]] = {}
+        self._dirs: dict[bytes, Row] = {}
+        self._changes: dict[bytes, Any] = {}
+        deltas = {d.path: d for d in rollup(diff.changes)}
+        for change in diff.changes:
+            self._changes[change.path] = change
+            is_dir = change.type == "dir"
+            row = Row(
+                change.path.rpartition(b"/")[2],
+                change.path,
+                is_dir,
+                DIR if is_dir else FILE,
+                abs(change.delta),
+                1,
+                DIFF_MARKS.get(change.kind, MARK_NONE),
+                delta=change.delta,
+            )
+            if is_dir:
+                if change.path in self._dirs:
+                    existing = self._dirs[change.path]
+                    existing.mark = row.mark
+                    continue
+                self._dirs[change.path] = row
+            self._add(row)
+        for path, row in self._dirs.items():
+            folder = deltas.get(path)
+            if folder is not None:
+                row.delta = folder.delta
+                row.size = abs(folder.delta)
+                row.files = folder.added + folder.removed + folder.modified + folder.moved
+
+    def _add(self, row: Row) -> None:
+        parent = row.path.rpartition(b"/")[0]
+        if parent and parent not in self._dirs:
+            implied = Row(parent.rpartition(b"/")[2], parent, True, DIR, 0, 0, MARK_NONE, delta=0)
+            self._dirs[parent] = implied
+            self._add(implied)
+        self._rows.setdefault(parent, []).append(row)
+
+    def children(self, path: bytes) -> list[Row]:
+        return list(self._rows.get(path, ()))
+
+    def all_paths(self) -> list[bytes]:
+        return [row.path for rows in self._rows.values() for row in rows]
+
+    def change(self, path: bytes) -> Any:
+        """The Change behind a path, if the path itself changed."""
+        return self._changes.get(path)
+
+
+def describe_change(change: Any) -> list[tuple[str, str]]:
+    """Label/value pairs for one changed path (raw strings: the view sanitizes them)."""
+    out = [("path", "/" + change.path.decode("utf-8", "surrogateescape")), ("change", change.kind)]
+    if change.old_path is not None:
+        out.append(("moved from", "/" + change.old_path.decode("utf-8", "surrogateescape")))
+    out.append(
+        (
+            "type",
+            change.type if change.old_type in (None, change.type) else f"{change.old_type} -> {change.type}",
+        )
+    )
+    if change.old_size is not None or change.new_size is not None:
+        out.append(
+            (
+                "size",
+                f"{change.old_size if change.old_size is not None else '-'} -> "
+                f"{change.new_size if change.new_size is not None else '-'} bytes "
+                f"({change.delta:+,})",
+            )
+        )
+    if change.what:
+        out.append(("what", ", ".join(change.what)))
+    if change.old_mode is not None or change.new_mode is not None:
+
+        def mode(value: int | None) -> str:
+            return "-" if value is None else stat.filemode(stat.S_IFREG | value)[1:]
+
+        out.append(("mode", f"{mode(change.old_mode)} -> {mode(change.new_mode)}"))
+    if change.old_owner or change.new_owner:
+        out.append(("owner", f"{change.old_owner or '-'} -> {change.new_owner or '-'}"))
+    if change.old_link or change.new_link:
+
+        def link(value: bytes | None) -> str:
+            return "-" if value is None else value.decode("utf-8", "surrogateescape")
+
+        out.append(("link", f"{link(change.old_link)} -> {link(change.new_link)}"))
+    if change.old_digest or change.new_digest:
+        out.append(
+            (
+                "digest",
+                f"{change.old_digest.hex()[:16] if change.old_digest else '-'} -> "
+                f"{change.new_digest.hex()[:16] if change.new_digest else '-'}",
+            )
+        )
+    return out

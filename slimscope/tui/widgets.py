@@ -37,7 +37,13 @@ CATEGORY_STYLE = {
     "docs": "cyan",
     "secret": "bold red",
 }
-MARK_STYLE = {MARK_ADDED: "green", MARK_MODIFIED: "yellow", MARK_META: "blue", MARK_DELETED: "red"}
+MARK_STYLE = {
+    MARK_ADDED: "green",
+    MARK_MODIFIED: "yellow",
+    MARK_META: "blue",
+    MARK_DELETED: "red",
+    ">": "cyan",
+}
 
 
 @lru_cache(maxsize=256)
@@ -338,6 +344,11 @@ class FileTree(_FolderKeys):
         label.append(name, style=style)
         if row.link is not None and not row.is_dir:
             label.append(" -> " + visible(row.link), style="dim")
+        if row.delta is not None:
+            sign = "+" if row.delta > 0 else "-" if row.delta < 0 else "±"
+            growth = "red" if row.delta > 0 else "green" if row.delta < 0 else "dim"
+            label.append(f"  {sign}{human(abs(row.delta))}", style=growth)
+            return label
         label.append(f"  {human(row.size)}", style="dim")
         if row.is_dir and row.removable and row.size:
             label.append(f"  {percent(row.removable, row.size)} removable", style="red")

@@ -1,0 +1,89 @@
+"""The explorer's diff mode: the union of changed paths as a tree, filters, search and details."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import synth
+
+from slimscope.analysis import analyze
+from slimscope.analysis.diff import diff_analyses
+from slimscope.sources import load_image
+from slimscope.tui.app import DiffApp, DiffScreen
+from slimscope.tui.widgets import FileTree
+
+
+def _diff(tmp_path: Path):
+    base = [
+        synth.directory("app"),
+        synth.file("app/keep", b"k" * 100),
+        synth.file("app/old", b"o" * 300),
+        synth.file("app/edit", b"e" * 50),
+        synth.file("app/move-me", b"m" * 70),
+    ]
+    old = synth.Image([synth.Layer(base)], tags=["d:old"], env=["A=1"])
+    newer = [
+        synth.directory("app"),
+        synth.file("app/keep", b"k" * 100),
+        synth.file("app/new", b"n" * 1000),
+        synth.file("app/edit", b"E" * 80),
+        synth.directory("app/sub"),
+        synth.file("app/sub/moved", b"m" * 70),
+    ]
+    new = synth.Image([synth.Layer(newer)], tags=["d:new"], env=["A=2"])
+    synth.write_archive(tmp_path / "old.tar", old, "docker-oci")
+    synth.write_archive(tmp_path / "new.tar", new, "docker-oci")
+    return diff_analyses(
+        analyze(load_image(str(tmp_path / "old.tar"))), analyze(load_image(str(tmp_path / "new.tar")))
+    )
+
+
+def _lines(tree: FileTree) -> list[str]:
+    return ["".join(s.text for s in tree.render_line(y)).rstrip() for y in range(tree.size.height)]
+
+
+def test_diff_mode_tree_filters_and_details(tmp_path: Path) -> None:
+    diff = _diff(tmp_path)
+
+    async def scenario() -> None:
+        app = DiffApp(diff)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            assert isinstance(app.screen, DiffScreen)
+            tree = app.screen.query_one(FileTree)
+            tree.root.children[0].expand()
+            await pilot.pause()
+            text = "\n".join(_lines(tree))
+            assert "+ new  +1.0 kB" in text
+            assert "- old  -300 B" in text
+            assert "~ edit  +30 B" in text
+            assert "app/  +730 B" in text  # 1000 - 300 + 30; the move out of app/ and into app/sub cancel
+            await pilot.press("a")  # hide added
+            tree.root.children[0].expand()
+            await pilot.pause()
+            text = "\n".join(_lines(tree))
+            assert "new" not in text and "- old" in text
+            await pilot.press("a", "slash")
+            await pilot.press(*"edit")
+            await pilot.pause(0.3)
+            tree.root.children[0].expand()
+            await pilot.pause()
+            lines = [line for line in _lines(tree) if line.strip()]
+            assert any("~ edit" in line for line in lines) and not any("old" in line for line in lines)
+            await pilot.press("enter")
+            await pilot.pause()
+            tree.root.children[0].expand()
+            await pilot.pause()
+            node = next(n for n in tree.root.children[0].children if n.data[1].name == b"edit")
+            tree.move_cursor(node)
+            await pilot.pause()
+            details = app.screen.query_one("#details").render()
+            plain = str(details)
+            assert "modified" in plain and "50 -> 80 bytes (+30)" in plain
+            overview = str(app.screen.query_one("#overview").render())
+            assert "changed  env[A]: '1' -> '2'" in overview
+            await pilot.press("q")
+        assert app.return_code in (0, None)
+
+    asyncio.run(scenario())
