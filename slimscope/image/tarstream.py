@@ -205,18 +205,30 @@ class TarStream:
         size = len(view)
         pos = 0
         while pos < size:
-            if self._data_left:
-                take = min(self._data_left, size - pos)
-                if self._hash is not None:
-                    self._hash.update(view[pos : pos + take])
+            left = self._data_left
+            if left:
+                take = left if left <= size - pos else size - pos
+                hasher = self._hash
+                if hasher is not None:
+                    hasher.update(view[pos : pos + take])
                     if self._keep is not None:
                         self._keep += view[pos : pos + take]
                 elif self._ext is not None:
                     self._ext += view[pos : pos + take]
-                self._data_left -= take
                 pos += take
-                if not self._data_left:
-                    self._end_of_data()
+                left -= take
+                self._data_left = left
+                if not left:
+                    if hasher is not None and self._keep is None:  # the common case, without a call
+                        i = self._index * 32
+                        self.entries.digests[i : i + 32] = hasher.digest()
+                        self._hash = None
+                    else:
+                        self._end_of_data()
+                    skip = self._skip
+                    if skip and size - pos >= skip:  # padding usually sits in the same chunk
+                        pos += skip
+                        self._skip = 0
                 continue
             if self._skip:
                 take = min(self._skip, size - pos)
@@ -345,7 +357,11 @@ class TarStream:
         self._long_name = None
         self._long_link = None
 
-        path = normalize(name)
+        # Most names need no normalizing beyond a trailing "/": skip the function call for them.
+        if name[:1] in (b".", b"/") or b"//" in name or b"/." in name:
+            path = normalize(name)
+        else:
+            path = name[:-1] if name[-1:] == b"/" else name
         if b".." in name and b"/../" in b"/" + name + b"/":
             entries.problems.append(
                 f"member {name.decode('utf-8', 'backslashreplace')} climbs out of the image root with '..'; "
@@ -365,8 +381,8 @@ class TarStream:
                 real_size = _number(block[483:495])
             except ValueError as exc:
                 raise FormatError("corrupt GNU sparse header") from exc
-        base = path.rpartition(b"/")[2]
-        if base[:4] == b".wh." and kind not in (DIR,):
+        base = path.rpartition(b"/")[2] if b".wh." in path else b""
+        if base[:4] == b".wh." and kind != DIR:
             parent = path[: len(path) - len(base)].rstrip(b"/")
             if base == b".wh..wh..opq":
                 kind, path = OPAQUE, parent
@@ -377,9 +393,8 @@ class TarStream:
                 path = parent + b"/" + base[4:] if parent else base[4:]
 
         index = len(entries.paths)
-        if not (
+        if (real_size | uid | gid | mtime) >> 62 and not (
             0 <= real_size < _LIMIT
-            and 0 <= mode < _LIMIT
             and -_LIMIT <= uid < _LIMIT
             and -_LIMIT <= gid < _LIMIT
             and -_LIMIT <= mtime < _LIMIT
