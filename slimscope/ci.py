@@ -121,6 +121,28 @@ def thresholds(config: dict[str, Any], overrides: dict[str, Any]) -> dict[str, A
     return merged
 
 
+def validate(limits: dict[str, Any]) -> None:
+    """Parse every threshold once, so a bad one fails before the image is read."""
+    for key in ("lowestEfficiency", "highestUserWastedPercent"):
+        value = limits.get(key)
+        if value is not None and str(value).lower() != "disabled":
+            parse_ratio(value)
+    for key in ("highestWastedBytes", "max-hidden-bytes"):
+        value = limits.get(key)
+        if value is not None and str(value).lower() != "disabled":
+            parse_size(value)
+    removable = limits.get("max-removable-bytes") or {}
+    if not isinstance(removable, dict):
+        raise SlimscopeError("max-removable-bytes must map categories to sizes")
+    for category, value in removable.items():
+        if category not in CATEGORIES:
+            raise SlimscopeError(f"unknown category {category!r} (one of {', '.join(CATEGORIES)})")
+        parse_size(value)
+    secrets = limits.get("max-secrets")
+    if secrets is not None and (isinstance(secrets, bool) or not isinstance(secrets, int) or secrets < 0):
+        raise SlimscopeError(f"max-secrets takes a number of files, not {secrets!r}")
+
+
 def evaluate(analysis: Analysis, limits: dict[str, Any]) -> list[Check]:
     """Check every enabled threshold."""
     summary = analysis.summary

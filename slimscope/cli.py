@@ -157,6 +157,19 @@ def _run(args: argparse.Namespace) -> int:
         target = args.image
     else:
         raise SlimscopeError("no image given (try `slimscope --demo`, or `slimscope --help`)")
+    thresholds_given = [
+        args.lowest_efficiency,
+        args.highest_wasted_bytes,
+        args.highest_user_wasted_percent,
+        args.max_hidden_bytes,
+        args.max_secrets,
+        args.max_removable or None,
+        args.ci_config,
+    ]
+    if any(value is not None for value in thresholds_given):
+        args.ci = True  # a threshold means CI mode, as in `slimscope diff`
+    if args.ci:
+        args.ci_limits = _ci_limits(args)  # bad thresholds fail before any image is read
     wants_output = args.json or args.sarif or args.format or args.summary or args.ci
     if not wants_output and sys.stdout.isatty() and sys.stdin.isatty() and not args.no_tui:
         return _explore(args, target)
@@ -204,6 +217,8 @@ def _explore(args: argparse.Namespace, target: str) -> int:
         if args.debug and app.exc is not None:
             raise app.exc
         raise SlimscopeError(app.error)
+    if app.return_code == EXIT_INTERRUPTED:
+        raise KeyboardInterrupt  # reported like any other interruption
     return app.return_code or EXIT_OK
 
 
@@ -273,9 +288,9 @@ def _emit(fmt: str, target: str, analysis, args: argparse.Namespace, lines: dict
         _write_atomically(target, write)
 
 
-def _ci(args: argparse.Namespace, analysis, to_stderr: bool) -> int:
-    """Check the CI thresholds; print one line per check."""
-    from slimscope.ci import evaluate, load_config, thresholds
+def _ci_limits(args: argparse.Namespace) -> dict:
+    """The CI thresholds from defaults, config file and flags, checked for sense."""
+    from slimscope.ci import load_config, thresholds, validate
 
     removable = _pairs(args.max_removable, "--max-removable")
     overrides = {
@@ -286,7 +301,16 @@ def _ci(args: argparse.Namespace, analysis, to_stderr: bool) -> int:
         "max-removable-bytes": removable or None,
         "max-secrets": args.max_secrets,
     }
-    checks = evaluate(analysis, thresholds(load_config(args.ci_config), overrides))
+    limits = thresholds(load_config(args.ci_config), overrides)
+    validate(limits)
+    return limits
+
+
+def _ci(args: argparse.Namespace, analysis, to_stderr: bool) -> int:
+    """Check the CI thresholds; print one line per check."""
+    from slimscope.ci import evaluate
+
+    checks = evaluate(analysis, args.ci_limits)
     stream = sys.stderr if to_stderr else sys.stdout
     failed = [c for c in checks if not c.passed]
     for check in checks:

@@ -133,7 +133,10 @@ def run(args: argparse.Namespace) -> int:
     if interactive and not args.no_tui:
         from slimscope.tui.app import DiffApp
 
-        DiffApp(diff).run()
+        app = DiffApp(diff)
+        app.run()
+        if app.return_code == 130:
+            raise KeyboardInterrupt
         return EXIT_SAME if diff.identical else EXIT_DIFFERENT
     if args.json:
         _write_json(diff, args.json)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from slimscope import __version__
 from slimscope.analysis.core import Analysis
@@ -59,6 +60,7 @@ def sarif(
                     "category": rule.category,
                     "paths": [visible(p.path) for p in finding.paths[:10]],
                 },
+                image_path=finding.paths[0].path if finding.paths else None,
             )
         )
     if analysis.summary.hidden_bytes:
@@ -84,6 +86,9 @@ def sarif(
             {
                 "tool": {"driver": {"name": "slimscope", "version": __version__, "rules": rules}},
                 "results": results,
+                "originalUriBaseIds": {
+                    "IMAGE": {"uri": "file:///", "description": {"text": "the root filesystem of the image"}}
+                },
                 "properties": {
                     "image": analysis.image.reference,
                     "imageId": analysis.image.id,
@@ -103,6 +108,7 @@ def _result(
     dockerfile: str | None,
     lines: dict[int, int] | None,
     properties: dict[str, Any],
+    image_path: bytes | None = None,
 ) -> dict[str, Any]:
     result: dict[str, Any] = {
         "ruleId": rule_id,
@@ -119,5 +125,12 @@ def _result(
                     "region": {"startLine": lines[layer]},
                 }
             }
+        ]
+    else:
+        # Code scanning wants a location on every result: without a Dockerfile, the path in the image,
+        # relative to the IMAGE base declared in the run's originalUriBaseIds.
+        path = quote(image_path or b"", safe=b"/") if image_path else ""
+        result["locations"] = [
+            {"physicalLocation": {"artifactLocation": {"uri": path or ".", "uriBaseId": "IMAGE"}}}
         ]
     return result

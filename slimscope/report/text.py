@@ -32,6 +32,7 @@ def render(analysis: Analysis, console: Console) -> None:
     """Print the summary of one image."""
     _header(analysis, console)
     _wins(analysis, console)
+    _attribution(analysis, console)
     _layers(analysis, console)
     _packages(analysis, console)
     _problems(analysis, console)
@@ -123,6 +124,14 @@ def _wins(analysis: Analysis, console: Console) -> None:
         )
         rows.append((summary.duplicate_bytes, row))
     rows.sort(key=lambda r: -r[0])
+    rest = findings[TOP_FINDINGS:]
+    if rest:
+        more = Text()
+        more.append(f"{human(sum(f.bytes for f in rest)):>9}  ", style="bold")
+        more.append(f"{len(rest)} more finding(s): ")
+        more.append(", ".join(f"{f.rule.title} [{f.rule.id}] {human(f.bytes)}" for f in rest))
+        more.append(" (see --json)", style="dim")
+        rows.append((-1, more))
     if not rows:
         out.append("  nothing: no toolchains, caches, sources, docs or hidden bytes found\n")
     for _, row in rows:
@@ -158,6 +167,54 @@ _CATEGORY_STYLE = {
     "docs": "green",
     "secret": "bold red",
 }
+
+
+def _attribution(analysis: Analysis, console: Console) -> None:
+    """Bytes per Dockerfile line and stage (--dockerfile), and builder stage images (--stage)."""
+    report = analysis.extras.get("attribution")
+    if not report:
+        return
+    out = Text()
+    if report.get("lines"):
+        out.append(
+            f"\nBytes by Dockerfile line ({report['dockerfile']}, target stage {report['target']})\n",
+            style="bold",
+        )
+        for line in sorted(report["lines"], key=lambda x: -x["bytes"])[:12]:
+            out.append(f"  {human(line['bytes']):>9}  line {line['line']:<4} ")
+            out.append_text(safe(f"[{line['stage']}] {_short(line['instruction'], 90)}"))
+            out.append("\n")
+        for stage in report.get("stages", []):
+            out.append(f"  stage {stage['stage']}: {human(stage['bytes'])}\n", style="dim")
+    unmatched = report.get("unmatched") or []
+    attributed = sum(
+        1 for layer in report.get("layers", []) if layer["line"] is not None and not layer["base"]
+    )
+    if report.get("layers") is not None and unmatched and not attributed:
+        out.append(
+            f"  warning: no layer matched the Dockerfile's instructions ({len(unmatched)} unmatched); "
+            "is it the Dockerfile this image was built from?\n",
+            style="yellow",
+        )
+    elif unmatched:
+        out.append(
+            f"  {len(unmatched)} instruction(s) matched no history entry: "
+            + ", ".join(f"line {u['line']}" for u in unmatched[:8])
+            + "\n",
+            style="dim",
+        )
+    for stage in report.get("stage_images", []):
+        out.append(f"\nBuilder stage {stage['stage']} ", style="bold")
+        out.append_text(safe(f"({stage['reference']})"))
+        out.append(
+            f": {human(stage['image_bytes'])} stored; the final stage copies {human(stage['copied_bytes'])}"
+            f" from it\n"
+        )
+        for copy in stage["copies"]:
+            out.append(f"  line {copy['line']}: ")
+            out.append_text(safe(f"{' '.join(copy['src'])} -> {copy['dest']}"))
+            out.append(f"  {human(copy['bytes'] or 0)}\n")
+    console.print(out, end="")
 
 
 def _layers(analysis: Analysis, console: Console) -> None:

@@ -69,10 +69,17 @@ def connect() -> Any:
         client = docker.from_env()
         client.ping()
     except DockerException as exc:
-        raise SourceError(f"cannot reach the Docker engine: {_reason(exc)}") from None
+        raise SourceError(f"cannot reach the Docker engine at {_where()}: {_reason(exc)}") from None
     except Exception as exc:  # requests' connection errors and the like
-        raise SourceError(f"cannot reach the Docker engine: {_reason(exc)}") from None
+        raise SourceError(f"cannot reach the Docker engine at {_where()}: {_reason(exc)}") from None
     return client
+
+
+def _where() -> str:
+    """Where the SDK looks for the engine."""
+    import os
+
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
 
 
 def export(reference: str) -> EngineExport:
@@ -104,6 +111,19 @@ def export(reference: str) -> EngineExport:
 
 
 def _reason(exc: BaseException) -> str:
+    """The most specific words an SDK/requests error chain has (not Python reprs)."""
     explanation = getattr(exc, "explanation", None)
-    text = str(explanation or exc) or exc.__class__.__name__
+    if explanation:
+        return str(explanation).splitlines()[0][:300]
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    deepest = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        deepest = current
+        nested = [a for a in getattr(current, "args", ()) if isinstance(a, BaseException)]
+        current = current.__cause__ or current.__context__ or (nested[0] if nested else None)
+    if isinstance(deepest, OSError) and deepest.strerror:
+        return deepest.strerror
+    text = str(deepest) or deepest.__class__.__name__
     return text.splitlines()[0][:300]

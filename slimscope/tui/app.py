@@ -68,7 +68,10 @@ class ProgressUpdate(Message):
 class LoadingScreen(Screen):
     """Shown while the image is exported and analysed; the work runs in a thread."""
 
-    BINDINGS = [Binding("q,ctrl+c,escape", "app.quit", "Quit", priority=True)]
+    BINDINGS = [
+        Binding("q,escape", "app.quit", "Quit", priority=True),
+        Binding("ctrl+c", "app.interrupt", "Quit", priority=True),
+    ]
 
     def __init__(self, reference: str) -> None:
         super().__init__()
@@ -99,7 +102,15 @@ class HelpScreen(ModalScreen):
 
     BINDINGS = [Binding("escape,q,question_mark,f1", "dismiss", "Close")]
 
+    def __init__(self, text: Text | None = None) -> None:
+        super().__init__()
+        self.text = text
+
     def compose(self) -> ComposeResult:
+        if self.text is not None:
+            with VerticalScroll(id="help"):
+                yield Static(self.text)
+            return
         lines = Text()
         lines.append("slimscope explorer keys\n\n", style="bold")
         for key in KEYS:
@@ -127,7 +138,7 @@ class MainScreen(Screen):
     BINDINGS = [
         Binding(k.keys, k.action, k.description, show=k.show)
         for k in KEYS
-        if k.action not in ("quit", "help", "app.focus_next", "app.focus_previous")
+        if k.action not in ("quit", "help", "interrupt", "app.focus_next", "app.focus_previous")
     ]
 
     def __init__(self, analysis: Analysis) -> None:
@@ -449,7 +460,7 @@ class ExplorerApp(App):
     CSS_PATH = CSS_PATH
     BINDINGS = [
         Binding("q", "quit", "Quit", show=True),
-        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+        Binding("ctrl+c", "interrupt", "Quit", show=False, priority=True),
         Binding("question_mark,f1", "help", "Help", show=True),
     ]
 
@@ -546,11 +557,15 @@ class ExplorerApp(App):
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
+    async def action_interrupt(self) -> None:
+        """Ctrl-C: leave at once with the shell's interrupted status (130), like the command line."""
+        self.exit(return_code=130)
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         if isinstance(screen, MainScreen):
             for key in KEYS:
-                if key.action.startswith(("app.", "quit", "help", "cursor_", "focus_pane")):
+                if key.action.startswith(("app.", "quit", "help", "interrupt", "cursor_", "focus_pane")):
                     continue
                 action = key.action
                 yield SystemCommand(
@@ -637,7 +652,7 @@ class DiffScreen(Screen):
         )
         for side, history in (("old", layers.old_history), ("new", layers.new_history)):
             for line in history[:8]:
-                text = getattr(line, "instruction", None) or getattr(line, "created_by", "") or ""
+                text = line.line
                 out.append(f"  {side}: ", style="dim")
                 out.append_text(safe(" ".join(str(text).split())[:70]))
                 out.append("\n")
@@ -774,8 +789,33 @@ class DiffApp(App):
     CSS_PATH = CSS_PATH
     BINDINGS = [
         Binding("q", "quit", "Quit", show=True),
-        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+        Binding("ctrl+c", "interrupt", "Quit", show=False, priority=True),
+        Binding("question_mark,f1", "help", "Help", show=True),
     ]
+
+    def action_help(self) -> None:
+        lines = Text("slimscope diff keys\n\n", style="bold")
+        for keys, what in (
+            ("/, ctrl+f", "search changed paths (re: for a regex)"),
+            ("escape", "clear the search"),
+            ("a", "show/hide added"),
+            ("r", "show/hide removed"),
+            ("m", "show/hide modified"),
+            ("v", "show/hide moved"),
+            ("s", "sort by change / by name"),
+            ("z", "minimum change size"),
+            ("arrows, enter, space", "move, open folders"),
+            ("q", "quit"),
+            ("ctrl+c", "quit (130)"),
+        ):
+            lines.append(f"{keys:>22}  ", style="bold cyan")
+            lines.append(f"{what}\n")
+        lines.append("\nMarks: + added  - removed  ~ modified  > moved; sizes are NEW minus OLD.\n")
+        self.push_screen(HelpScreen(lines))
+
+    async def action_interrupt(self) -> None:
+        """Ctrl-C: leave with status 130."""
+        self.exit(return_code=130)
 
     def __init__(self, diff: Any) -> None:
         super().__init__()

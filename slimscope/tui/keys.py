@@ -17,7 +17,8 @@ class Key:
 
 
 KEYS: tuple[Key, ...] = (
-    Key("q,ctrl+c", "quit", "Quit", True),
+    Key("q", "quit", "Quit", True),
+    Key("ctrl+c", "interrupt", "Quit at once with exit status 130, like Ctrl-C elsewhere"),
     Key("question_mark,f1", "help", "Help", True),
     Key("tab", "app.focus_next", "Next pane (like dive)"),
     Key("shift+tab", "app.focus_previous", "Previous pane"),

@@ -86,13 +86,10 @@ class SummaryHeader(Static):
         items.append(("slim est.", s.estimated_slim_bytes, "green"))
         for i, (name, value, style) in enumerate(items):
             out.append(f"{name:>10} ", style="bold" if name == "slim est." else "")
-            out.append_text(bar(value, total, 6, style))
+            out.append_text(bar(value, total, 5, style))
             out.append(f" {human(value):>9}")
             out.append("\n" if i == 2 else "  ")
-        out.append(
-            f"({percent(total - s.estimated_slim_bytes, total)} smaller after a multi-stage rewrite)",
-            style="dim",
-        )
+        out.append(f"(-{percent(total - s.estimated_slim_bytes, total)})", style="dim")
         count = sum(len(f.paths) for f in a.findings if f.rule.category == "secret")
         if count:
             out.append(f"  {count} possible secret file(s)", style="bold red")

@@ -650,7 +650,7 @@ async def test_every_key_is_bound(explorer_analysis: Analysis, make_app: MakeApp
         screen_keys = pilot.app.screen._bindings.key_to_bindings
         for key in KEYS:
             for name in key.keys.split(","):
-                if key.action in ("quit", "help"):
+                if key.action in ("quit", "help", "interrupt"):
                     (binding,) = app_keys[name]
                     assert binding.action == key.action
                     assert binding.priority or name not in screen_keys, name  # ctrl+c beats copy_text
@@ -700,7 +700,7 @@ async def test_quit_keys(explorer_analysis: Analysis, make_app: MakeApp, key: st
         await pilot.press(key)
         await settle(pilot)
         assert not app.is_running
-    assert app.return_code == 0
+    assert app.return_code == (130 if key == "ctrl+c" else 0)  # ctrl+c: the shell's "interrupted"
     assert app.error is None
 
 
@@ -711,7 +711,7 @@ async def test_ctrl_c_quits_from_search_and_help(explorer_analysis: Analysis, ma
             await pilot.press(*keys, "ctrl+c")
             await settle(pilot)
             assert not app.is_running
-        assert app.return_code == 0
+        assert app.return_code == 130
 
 
 class SlowLoad:
@@ -777,7 +777,7 @@ async def test_quit_while_loading(explorer_analysis: Analysis, key: str) -> None
             assert not app.is_running
     finally:
         load.release.set()
-    assert app.return_code == 0
+    assert app.return_code == (130 if key == "ctrl+c" else 0)
     assert app.error is None
 
 
