@@ -8,6 +8,7 @@ from typing import IO, Any
 
 from slimscope import __version__
 from slimscope.analysis.core import Analysis
+from slimscope.analysis.suggest import suggestion_section
 from slimscope.fs import Tally
 from slimscope.sanitize import json_name
 
@@ -119,6 +120,7 @@ def document(analysis: Analysis) -> dict[str, Any]:
         "packages": [_package(analysis, p) for p in analysis.packages],
         "waste": _waste(analysis),
         "problems": analysis.problems,
+        **suggestion_section(analysis),
     }
 
 
