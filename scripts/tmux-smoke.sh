@@ -15,7 +15,7 @@
 # Steps: wait for the main screen, check the expected strings, then press keys and check the screen
 # changes (x: only removable; j, l, ctrl+space: open and collapse a folder; /TEXT: search; escape;
 # ?: help; escape), then q: slimscope must exit with status 0, leave the alternate screen, and turn
-# mouse reporting off and the cursor back on. A second run presses ctrl+c right after start (while
+# mouse reporting off and the cursor back on. A second run presses ctrl+c right after start (status 130; while
 # loading, for any image that takes a moment) and checks the same. Installs Debian's tmux if missing.
 # Exit status 0 when every check passes; 1 with a message and the last screen otherwise.
 set -euo pipefail
@@ -141,8 +141,9 @@ run_slimscope() {
 }
 
 check_restored() {
+  local status=${1:-0}
   wait_for "exit-status: " 15
-  screen | grep -qF "exit-status: 0" || fail "slimscope did not exit with status 0"
+  screen | grep -qF "exit-status: $status" || fail "slimscope did not exit with status $status"
   wait_for "smoke-prompt" 5
   [ "$(flag alternate_on)" = 0 ] || fail "the terminal is still on the alternate screen"
   for mode in mouse_any_flag mouse_button_flag mouse_standard_flag mouse_sgr_flag; do
@@ -254,6 +255,7 @@ sleep 0.2
 run_slimscope
 wait_for_re "slimscope  reading|What need not ship" 20
 keys C-c
-check_restored
-echo "tmux-smoke: ctrl+c at start exits 0 and restores the terminal"
+check_restored 130
+screen | grep -qF "slimscope: interrupted" || fail "ctrl+c did not report 'slimscope: interrupted'"
+echo "tmux-smoke: ctrl+c at start exits 130 (interrupted) and restores the terminal"
 echo "tmux-smoke: PASS $IMAGE"
