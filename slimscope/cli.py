@@ -211,7 +211,18 @@ def _explore(args: argparse.Namespace, target: str) -> int:
         _attribution(args, analysis)
         return analysis
 
-    app = ExplorerApp("demo (bundled)" if args.demo else target, load=load)
+    def suggest():
+        from slimscope.commands.suggest import make_suggestion
+
+        return make_suggestion(
+            target,
+            dockerfile=args.dockerfile,
+            build_args=_pairs(args.build_arg, "--build-arg"),
+            select=args.select,
+            platform=args.platform,
+        )[1]
+
+    app = ExplorerApp("demo (bundled)" if args.demo else target, load=load, suggest=suggest)
     app.run()
     if app.error is not None:
         if args.debug and app.exc is not None:

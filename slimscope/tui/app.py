@@ -408,6 +408,13 @@ class MainScreen(Screen):
         self.app.copy_to_clipboard("/" + row.path.decode("utf-8", "surrogateescape"))
         self.notify("copied " + shown, markup=False)  # notify takes a str; never markup
 
+    def action_suggest(self) -> None:
+        suggest = getattr(self.app, "suggest", None)
+        if suggest is None:
+            self.notify("no suggestion here (run slimscope on an image or archive)", markup=False)
+            return
+        self.app.push_screen(SuggestScreen(suggest))
+
     def action_export_json(self) -> None:
         from slimscope.report.json_doc import document, dump
 
@@ -469,10 +476,12 @@ class ExplorerApp(App):
         reference: str,
         load: Callable[[Progress], Analysis] | None = None,
         analysis: Analysis | None = None,
+        suggest: Callable[[], Any] | None = None,
     ) -> None:
         super().__init__()
         self.reference = reference
         self.load = load
+        self.suggest = suggest  # makes the multi-stage suggestion (slow: reads the image again)
         self.analysis = analysis
         self.error: str | None = None
         self.exc: BaseException | None = None
@@ -572,6 +581,61 @@ class ExplorerApp(App):
                     key.description, f"key: {key.keys}", lambda action=action: screen.run_action(action)
                 )
         yield SystemCommand("Help: every key binding", "key: ?", self.action_help)
+
+
+class SuggestScreen(ModalScreen):
+    """The multi-stage rewrite: the plan and the Dockerfile, computed in a worker on demand."""
+
+    BINDINGS = [Binding("escape,q,d", "dismiss", "Close")]
+
+    def __init__(self, suggest: Callable[[], Any]) -> None:
+        super().__init__()
+        self.suggest = suggest
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help"):
+            yield Static(
+                Text("Working out what the command needs at run time (reads the image again)…", style="dim"),
+                id="suggestion",
+            )
+
+    def on_mount(self) -> None:
+        self.query_one("#help").border_title = "Suggested multi-stage Dockerfile (escape closes)"
+        self.run_suggest()
+
+    @work(thread=True, exclusive=True, exit_on_error=False)
+    def run_suggest(self) -> None:
+        """Compute the suggestion off the UI thread."""
+        try:
+            suggestion = self.suggest()
+            shown = render_suggestion(suggestion)
+        except Exception as exc:  # one line in the view, like the command line would print
+            from slimscope.errors import SlimscopeError
+
+            message = str(exc) if isinstance(exc, SlimscopeError) else f"{exc.__class__.__name__}: {exc}"
+            shown = Text("could not make a suggestion: ", style="red") + safe(message)
+        self.app.call_from_thread(self.query_one("#suggestion", Static).update, shown)
+
+
+def render_suggestion(suggestion: Any) -> Text:
+    """The plan summary and the Dockerfile as inert text."""
+    import io
+
+    from rich.console import Console
+
+    from slimscope.report.suggest_text import render
+
+    buffer = io.StringIO()
+    render(suggestion, Console(file=buffer, width=100, no_color=True, highlight=False))
+    out = Text()
+    for line in buffer.getvalue().splitlines():
+        out.append_text(safe(line))
+        out.append("\n")
+    out.append("\n")
+    for line in suggestion.dockerfile.splitlines():
+        out.append_text(safe(line, "cyan"))
+        out.append("\n")
+    return out
 
 
 class DiffScreen(Screen):

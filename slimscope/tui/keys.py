@@ -45,4 +45,5 @@ KEYS: tuple[Key, ...] = (
     Key("3", "focus_pane('tree')", "Focus file tree", False, "panes"),
     Key("y", "copy_path", "Copy the selected path", False, "general"),
     Key("e", "export_json", "Export the JSON report", True, "general"),
+    Key("d", "suggest", "Suggest the multi-stage Dockerfile (reads the image again)", True, "general"),
 )
