@@ -53,7 +53,5 @@ def test_suggestion_errors_are_one_line(explorer_analysis) -> None:
         raise SlimscopeError("cannot reach the Docker engine at unix:///nope.sock: No such file or directory")
 
     shown = _run(explorer_analysis, broken)
-    assert (
-        shown
-        == "could not make a suggestion: cannot reach the Docker engine at unix:///nope.sock: No such file or directory"
-    )
+    reason = "cannot reach the Docker engine at unix:///nope.sock: No such file or directory"
+    assert shown == f"could not make a suggestion: {reason}"
