@@ -299,7 +299,7 @@ class MainScreen(Screen):
         if self.allowed:
             self._expand_matches()
 
-    def _expand_matches(self, budget: int = 200) -> None:
+    def _expand_matches(self, budget: int = 80) -> None:
         """Open folders breadth-first until about `budget` rows are shown (a folder adds up to a chunk)."""
         tree = self.query_one(FileTree)
         queue = list(tree.root.children)

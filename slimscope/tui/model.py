@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import stat
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,8 +83,8 @@ class TreeSource:
 
     title = ""
 
-    def children(self, path: bytes) -> list[Row]:
-        """The rows directly below a folder (unsorted, unfiltered)."""
+    def children(self, path: bytes, allowed: Container[bytes] | None = None) -> list[Row]:
+        """The rows directly below a folder (unsorted; only paths in `allowed` when given)."""
         raise NotImplementedError
 
     def all_paths(self) -> list[bytes]:
@@ -159,7 +159,7 @@ class FsSource(TreeSource):
             self._removals.setdefault(parent, []).append((name, count, size))
         self._paths: list[bytes] | None = None
 
-    def children(self, path: bytes) -> list[Row]:
+    def children(self, path: bytes, allowed: Container[bytes] | None = None) -> list[Row]:
         node = self.fs.lookup(path)
         rows: list[Row] = []
         if type(node) is Dir:
@@ -170,6 +170,8 @@ class FsSource(TreeSource):
             inherited = parent_rule
             for name, child in node.children.items():
                 child_path = path + b"/" + name if path else name
+                if allowed is not None and child_path not in allowed:
+                    continue  # a search: skip rows it hides before building them
                 rule = roots.get(child_path, inherited)
                 if type(child) is Dir:
                     rows.append(
@@ -289,8 +291,9 @@ class LayerSource(TreeSource):
             self._add(implied)
         self._rows.setdefault(parent, []).append(row)
 
-    def children(self, path: bytes) -> list[Row]:
-        return list(self._rows.get(path, ()))
+    def children(self, path: bytes, allowed: Container[bytes] | None = None) -> list[Row]:
+        rows = self._rows.get(path, ())
+        return [r for r in rows if r.path in allowed] if allowed is not None else list(rows)
 
     def all_paths(self) -> list[bytes]:
         return [row.path for rows in self._rows.values() for row in rows]
@@ -536,8 +539,9 @@ class DiffSource(TreeSource):
             self._add(implied)
         self._rows.setdefault(parent, []).append(row)
 
-    def children(self, path: bytes) -> list[Row]:
-        return list(self._rows.get(path, ()))
+    def children(self, path: bytes, allowed: Container[bytes] | None = None) -> list[Row]:
+        rows = self._rows.get(path, ())
+        return [r for r in rows if r.path in allowed] if allowed is not None else list(rows)
 
     def all_paths(self) -> list[bytes]:
         return [row.path for rows in self._rows.values() for row in rows]

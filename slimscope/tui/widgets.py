@@ -313,7 +313,7 @@ class FileTree(_FolderKeys):
         if self.source is None:
             return
         if rows is None:
-            rows = arrange(self.source.children(path), self.filters, self.allowed)
+            rows = arrange(self.source.children(path, self.allowed), self.filters, self.allowed)
         for row in rows[start : start + CHUNK]:
             label = self.label_for(row)
             if row.is_dir:
