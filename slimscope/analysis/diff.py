@@ -31,6 +31,7 @@ from slimscope.errors import SlimscopeError
 from slimscope.fs import IMPLIED, MASK, SHIFT, Dir, Filesystem
 from slimscope.image.layer import FILE, HARDLINK, KIND_NAMES, SYMLINK
 from slimscope.image.model import Image, Layer
+from slimscope.image.settings import str_list, string
 from slimscope.sanitize import json_name
 
 SCHEMA_VERSION = 1
@@ -968,20 +969,6 @@ def _natural_compare(a: str, b: str) -> int:
 
 
 # -- config ---------------------------------------------------------------------------------------
-def _str_list(value: Any) -> list[str] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list):
-        return [str(v) for v in value]
-    return None
-
-
-def _string(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
 def runtime_config(image: Image) -> dict[str, Any]:
     """The settings a diff compares: entrypoint, cmd, env, user, workdir, ports, labels, volumes..."""
     raw = image.runtime_config
@@ -994,15 +981,15 @@ def runtime_config(image: Image) -> dict[str, Any]:
     ports = raw.get("ExposedPorts")
     volumes = raw.get("Volumes")
     return {
-        "entrypoint": _str_list(raw.get("Entrypoint")),
-        "cmd": _str_list(raw.get("Cmd")),
+        "entrypoint": str_list(raw.get("Entrypoint")),
+        "cmd": str_list(raw.get("Cmd")),
         "env": env,
-        "user": _string(raw.get("User")),
-        "workdir": _string(raw.get("WorkingDir")),
+        "user": string(raw.get("User")),
+        "workdir": string(raw.get("WorkingDir")),
         "exposed_ports": sorted(str(p) for p in ports) if isinstance(ports, dict) else [],
         "labels": {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {},
         "volumes": sorted(str(v) for v in volumes) if isinstance(volumes, dict) else [],
-        "stop_signal": _string(raw.get("StopSignal")),
+        "stop_signal": string(raw.get("StopSignal")),
         "platform": image.platform,
     }
 

@@ -10,6 +10,7 @@ from slimscope import __version__
 from slimscope.analysis.core import Analysis
 from slimscope.analysis.suggest import suggestion_section
 from slimscope.fs import Tally
+from slimscope.image.settings import settings
 from slimscope.sanitize import json_name
 
 TOP_PATHS = 10  # paths listed per finding
@@ -21,32 +22,6 @@ SCHEMA_VERSION = 1
 
 def _tally(t: Tally) -> dict[str, int]:
     return {"count": t.count, "bytes": t.bytes}
-
-
-def _str_list(value: Any) -> list[str] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list):
-        return [str(v) for v in value]
-    return None
-
-
-def _config(raw: dict[str, Any]) -> dict[str, Any]:
-    ports = raw.get("ExposedPorts")
-    labels = raw.get("Labels")
-    workdir = raw.get("WorkingDir")
-    user = raw.get("User")
-    return {
-        "entrypoint": _str_list(raw.get("Entrypoint")),
-        "cmd": _str_list(raw.get("Cmd")),
-        "workdir": workdir if isinstance(workdir, str) else "",
-        "user": user if isinstance(user, str) else "",
-        "env": _str_list(raw.get("Env")) or [],
-        "exposed_ports": sorted(str(p) for p in ports) if isinstance(ports, dict) else [],
-        "labels": {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {},
-    }
 
 
 def document(analysis: Analysis) -> dict[str, Any]:
@@ -104,7 +79,7 @@ def document(analysis: Analysis) -> dict[str, Any]:
             "manifest_digest": image.manifest_digest,
             "platform": image.platform,
             "created": image.created,
-            "config": _config(image.runtime_config),
+            "config": settings(image.runtime_config),
         },
         "layers": layers,
         "history": history,

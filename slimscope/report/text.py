@@ -7,7 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from slimscope.analysis.core import Analysis
-from slimscope.report.json_doc import _config
+from slimscope.image.settings import settings
 from slimscope.sanitize import text as safe
 from slimscope.sanitize import visible
 
@@ -42,7 +42,7 @@ def _header(analysis: Analysis, console: Console) -> None:
     image = analysis.image
     stats = analysis.stats
     summary = analysis.summary
-    config = _config(image.runtime_config)
+    config = settings(image.runtime_config)
     head = Text()
     head.append("Image ", style="bold")
     head.append_text(safe(image.reference, "bold cyan"))
