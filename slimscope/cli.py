@@ -264,7 +264,7 @@ def _emit(fmt: str, target: str, analysis, args: argparse.Namespace, lines: dict
         from slimscope.report.text import render
 
         if target == "-":
-            console = Console(highlight=False)
+            console = stdout_console()
             if not console.is_terminal and "COLUMNS" not in os.environ:
                 console.width = 140  # logs and pipes: wide enough for one line per layer
             render(analysis, console)
@@ -408,6 +408,20 @@ def _signals_as_interrupts():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def stdout_console():
+    """A rich Console on stdout whose broken pipe (`slimscope ... | head`) ends the run quietly with 0.
+
+    rich's own handling exits with status 1; raising BrokenPipeError lets `guarded` handle it.
+    """
+    from rich.console import Console
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            raise BrokenPipeError
+
+    return _Console(highlight=False)
 
 
 def _stderr_line(message: str, stream: IO[str] | None = None) -> None:

@@ -220,11 +220,11 @@ def _write_json(diff: Diff, target: str) -> None:
 
 
 def _print_text(diff: Diff, top: int) -> None:
-    from rich.console import Console
 
+    from slimscope.cli import stdout_console
     from slimscope.report.diff_text import render
 
-    console = Console(highlight=False)
+    console = stdout_console()
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = 140
     render(diff, console, top=top)

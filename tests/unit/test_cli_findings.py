@@ -196,3 +196,17 @@ def test_interrupt_while_reading_is_clean(tmp_path: Path, sig: str, code: int) -
     assert proc.returncode == code
     assert err == "slimscope: interrupted\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["stuck.tar"]
+
+
+def test_closed_pipe_ends_quietly(archive: Path) -> None:
+    """`slimscope IMAGE --summary | head -1`: no traceback, no rich 'exit 1', just a quiet stop."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "slimscope", str(archive), "--summary"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # closed before slimscope writes anything: its first write hits a broken pipe
+    assert proc.wait(timeout=60) == 0
+    assert proc.stderr.read() == b""
