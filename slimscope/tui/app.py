@@ -27,7 +27,16 @@ from slimscope.sanitize import text as safe
 from slimscope.sanitize import visible
 from slimscope.sources import Progress
 from slimscope.tui.keys import KEYS
-from slimscope.tui.model import SIZE_STEPS, Filters, FsSource, LayerSource, PathIndex, TreeSource, search
+from slimscope.tui.model import (
+    SIZE_STEPS,
+    Filters,
+    FsSource,
+    LayerSource,
+    PathIndex,
+    Searcher,
+    TreeSource,
+    search,
+)
 from slimscope.tui.widgets import DetailsPane, FileTree, FindingsTree, LayerTable, SummaryHeader
 
 CSS_PATH = Path(__file__).with_name("app.tcss")
@@ -132,7 +141,32 @@ def _key_name(key: str) -> str:
     return {"question_mark": "?", "slash": "/", "equals_sign": "=", "ctrl+space": "ctrl+space"}.get(key, key)
 
 
-class MainScreen(Screen):
+class SearchingScreen(Screen):
+    """What both explorer screens do with their search box: wait for typing to pause, then search."""
+
+    _search_timer = None
+
+    def apply_search(self, query: str) -> None:
+        """Filter the screen's tree; each screen says how."""
+        raise NotImplementedError
+
+    def debounce_search(self, value: str) -> None:
+        """Search 150 ms after the last key press, not on every key."""
+        if self._search_timer is not None:
+            self._search_timer.stop()
+        self._search_timer = self.set_timer(0.15, lambda: self.apply_search(value))
+
+    def run_search(self, searcher: Searcher, query: str, current: Container[bytes] | None):
+        """(ok, matches) for a query: substring, or regex after `re:`; a bad regex is reported, not raised."""
+        regex = query.startswith("re:")
+        try:
+            return True, search(searcher, query[3:] if regex else query, regex)
+        except re.error as exc:
+            self.notify(f"bad regular expression: {exc}", severity="error", markup=False)
+            return False, current
+
+
+class MainScreen(SearchingScreen):
     """The explorer: header, layers and findings on the left, file tree and details on the right."""
 
     BINDINGS = [
@@ -151,7 +185,6 @@ class MainScreen(Screen):
         self.focus_paths: list[bytes] | None = None
         self._fs_cache: dict[int, Filesystem] = {}
         self._source_cache: dict[tuple[int, bool], TreeSource] = {}
-        self._search_timer = None
 
     def compose(self) -> ComposeResult:
         yield SummaryHeader(self.analysis, id="summary")
@@ -277,9 +310,7 @@ class MainScreen(Screen):
 
     @on(Input.Changed, "#search")
     def search_changed(self, event: Input.Changed) -> None:
-        if self._search_timer is not None:
-            self._search_timer.stop()
-        self._search_timer = self.set_timer(0.15, lambda: self.apply_search(event.value))
+        self.debounce_search(event.value)
 
     @on(Input.Submitted, "#search")
     def search_submitted(self, event: Input.Submitted) -> None:
@@ -288,11 +319,8 @@ class MainScreen(Screen):
 
     def apply_search(self, query: str) -> None:
         """Filter the tree to paths matching the query (substring, or regex after `re:`)."""
-        regex = query.startswith("re:")
-        try:
-            self.allowed = search(self.source().searcher(), query[3:] if regex else query, regex)
-        except re.error as exc:
-            self.notify(f"bad regular expression: {exc}", severity="error", markup=False)
+        ok, self.allowed = self.run_search(self.source().searcher(), query, self.allowed)
+        if not ok:
             return
         self.focus_paths = None
         self.refresh_tree()
@@ -638,7 +666,7 @@ def render_suggestion(suggestion: Any) -> Text:
     return out
 
 
-class DiffScreen(Screen):
+class DiffScreen(SearchingScreen):
     """`slimscope diff OLD NEW` in a terminal: the changed paths as a tree, with what else changed."""
 
     BINDINGS = [
@@ -660,7 +688,6 @@ class DiffScreen(Screen):
         self.source_tree = DiffSource(diff)
         self.filters = Filters(marks={"+", "-", "~", ">", " "})
         self.allowed: Container[bytes] | None = None
-        self._search_timer = None
 
     def compose(self) -> ComposeResult:
         yield Static(self._header(), id="summary")
@@ -785,9 +812,7 @@ class DiffScreen(Screen):
 
     @on(Input.Changed, "#search")
     def search_changed(self, event: Input.Changed) -> None:
-        if self._search_timer is not None:
-            self._search_timer.stop()
-        self._search_timer = self.set_timer(0.15, lambda: self.apply_search(event.value))
+        self.debounce_search(event.value)
 
     @on(Input.Submitted, "#search")
     def search_submitted(self, event: Input.Submitted) -> None:
@@ -796,13 +821,9 @@ class DiffScreen(Screen):
 
     def apply_search(self, query: str) -> None:
         """Filter to changed paths matching a substring (or a regex after `re:`)."""
-        regex = query.startswith("re:")
-        try:
-            self.allowed = search(self.source_tree.searcher(), query[3:] if regex else query, regex)
-        except re.error as exc:
-            self.notify(f"bad regular expression: {exc}", severity="error", markup=False)
-            return
-        self.refresh_tree()
+        ok, self.allowed = self.run_search(self.source_tree.searcher(), query, self.allowed)
+        if ok:
+            self.refresh_tree()
 
     def action_search(self) -> None:
         box = self.query_one("#search", Input)
