@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="which platform of a multi-platform index (default: the host's)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument(
+        "--no-cache", action="store_true", help="neither use nor fill the layer cache (see README)"
+    )
     parser.add_argument("--no-tui", action="store_true", help="print the text summary even on a terminal")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     parser.add_argument("--version", action="version", version=f"slimscope {__version__}")
@@ -174,7 +177,9 @@ def _run(args: argparse.Namespace) -> int:
     if not wants_output and sys.stdout.isatty() and sys.stdin.isatty() and not args.no_tui:
         return _explore(args, target)
     with _progress(enabled=not args.no_progress and sys.stderr.isatty()) as progress:
-        image = load_image(target, image=args.select, platform=args.platform, progress=progress)
+        image = load_image(
+            target, image=args.select, platform=args.platform, progress=progress, cache=_cache(args)
+        )
     if args.demo:
         image.reference = "demo (bundled)"
     analysis = analyze(image)
@@ -204,7 +209,9 @@ def _explore(args: argparse.Namespace, target: str) -> int:
     from slimscope.tui.app import ExplorerApp
 
     def load(progress):
-        image = load_image(target, image=args.select, platform=args.platform, progress=progress)
+        image = load_image(
+            target, image=args.select, platform=args.platform, progress=progress, cache=_cache(args)
+        )
         if args.demo:
             image.reference = "demo (bundled)"
         analysis = analyze(image)
@@ -220,10 +227,12 @@ def _explore(args: argparse.Namespace, target: str) -> int:
             build_args=_pairs(args.build_arg, "--build-arg"),
             select=args.select,
             platform=args.platform,
+            cache=_cache(args),
         )[1]
 
     app = ExplorerApp("demo (bundled)" if args.demo else target, load=load, suggest=suggest)
-    app.run()
+    with _signals_to_app(app):
+        app.run()
     if app.error is not None:
         if args.debug and app.exc is not None:
             raise app.exc
@@ -231,6 +240,13 @@ def _explore(args: argparse.Namespace, target: str) -> int:
     if app.return_code == EXIT_INTERRUPTED:
         raise KeyboardInterrupt  # reported like any other interruption
     return app.return_code or EXIT_OK
+
+
+def _cache(args: argparse.Namespace):
+    """The layer cache for this run (None with --no-cache)."""
+    from slimscope.cache import open_cache
+
+    return open_cache(disabled=getattr(args, "no_cache", False))
 
 
 def _attribution(args: argparse.Namespace, analysis) -> dict[int, int] | None:
@@ -408,6 +424,37 @@ def _signals_as_interrupts():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def _signals_to_app(app):
+    """SIGINT and SIGTERM while the explorer runs end it the way ctrl+c does (status 130).
+
+    A KeyboardInterrupt raised at a random point of the event loop can skip Textual's cleanup, and
+    asyncio turns SIGINT into a cancellation that Textual ends with status 0. An ignored SIGINT stays ignored.
+    """
+    import asyncio
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        try:
+            loop = asyncio.get_running_loop()  # the handler runs on the main thread, the app's loop
+        except RuntimeError:
+            raise KeyboardInterrupt from None  # before or after the app's loop
+        loop.call_soon_threadsafe(app.exit, None, EXIT_INTERRUPTED)
+
+    signals = [signal.SIGTERM]
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signals.append(signal.SIGINT)
+    previous = {signum: signal.signal(signum, handler) for signum in signals}
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 def stdout_console():

@@ -17,3 +17,7 @@ class FormatError(SlimscopeError):
 
 class DigestMismatch(FormatError):
     """A blob's sha256 differs from the digest its manifest or config declares."""
+
+
+class ReuseMismatch(DigestMismatch):
+    """A blob is not the already read (or cached) layer it promised to be; the caller reads it again."""

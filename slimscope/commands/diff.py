@@ -10,13 +10,16 @@ import argparse
 import os
 import sys
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from slimscope import __version__
 from slimscope.analysis.diff import DEFAULT_IGNORES, Diff
 from slimscope.errors import SlimscopeError
 from slimscope.image.model import Image
 from slimscope.sources import Progress
+
+if TYPE_CHECKING:
+    from slimscope.cache import LayerCache
 
 EXIT_SAME = 0
 EXIT_DIFFERENT = 1
@@ -85,19 +88,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--platform", metavar="OS/ARCH[/VARIANT]", help="which platform of a multi-platform index, for both"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument(
+        "--no-cache", action="store_true", help="neither use nor fill the layer cache (see README)"
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     parser.add_argument("--version", action="version", version=f"slimscope {__version__}")
     return parser
 
 
 def load_pair(
-    old: str, new: str, *, platform: str | None = None, progress: Progress | None = None
+    old: str,
+    new: str,
+    *,
+    platform: str | None = None,
+    progress: Progress | None = None,
+    cache: LayerCache | None = None,
 ) -> tuple[Image, Image]:
     """Read both images; NEW reuses the layers OLD already read (same blob: hashed, not parsed)."""
     from slimscope.sources import load_image
 
-    old_image = load_image(old, platform=platform, progress=progress)
-    new_image = load_image(new, platform=platform, progress=progress, known_layers=old_image.layers)
+    old_image = load_image(old, platform=platform, progress=progress, cache=cache)
+    new_image = load_image(
+        new, platform=platform, progress=progress, known_layers=old_image.layers, cache=cache
+    )
     return old_image, new_image
 
 
@@ -114,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     """Read, compare, print or write; returns the exit code."""
     from slimscope.analysis import analyze
     from slimscope.analysis.diff import diff_analyses, ignore_matcher
-    from slimscope.cli import _progress
+    from slimscope.cli import _cache, _progress
 
     checking = args.ci or any(
         value is not None for value in (args.max_growth, args.max_new_files, args.max_new_removable)
@@ -127,7 +140,9 @@ def run(args: argparse.Namespace) -> int:
     patterns = [*(() if args.no_default_ignores else DEFAULT_IGNORES), *args.ignore]
     ignore_matcher(patterns)  # a bad pattern fails before any image is read
     with _progress(enabled=not args.no_progress and sys.stderr.isatty()) as progress:
-        old_image, new_image = load_pair(args.old, args.new, platform=args.platform, progress=progress)
+        old_image, new_image = load_pair(
+            args.old, args.new, platform=args.platform, progress=progress, cache=_cache(args)
+        )
     diff = diff_analyses(analyze(old_image), analyze(new_image), ignore=patterns)
     interactive = sys.stdout.isatty() and sys.stdin.isatty() and not (args.json or args.summary or checking)
     if interactive and not args.no_tui:
@@ -148,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _limits(args: argparse.Namespace) -> dict[str, int]:
-    from slimscope.ci import parse_size
+    from slimscope.units import parse_size
 
     limits: dict[str, int] = {}
     if args.max_growth is not None:

@@ -59,13 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image", dest="select", metavar="TAG", help="which image of a multi-image archive")
     parser.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="which platform of an index")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument(
+        "--no-cache", action="store_true", help="neither use nor fill the layer cache (see README)"
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     """Read the image, work out the closure and the plan, print or write it; verify when asked."""
-    from slimscope.cli import _pairs, _progress
+    from slimscope.cli import _cache, _pairs, _progress
 
     if args.timeout <= 0:
         raise SlimscopeError("--timeout must be positive")
@@ -80,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
             platform=args.platform,
             progress=progress,
             local_images=None if not args.verify else _local_images(),
+            cache=_cache(args),
         )
     if args.verify:
         suggestion.verification = verify(
@@ -106,6 +110,7 @@ def make_suggestion(
     platform: str | None = None,
     progress=None,
     local_images: list[tuple[str, list[str]]] | None = None,
+    cache=None,
 ):
     """Read an image, work out its runtime closure and plan the rewrite: (Analysis, Suggestion).
 
@@ -126,7 +131,7 @@ def make_suggestion(
         with open(dockerfile, encoding="utf-8") as handle:  # read_dockerfile checked it is UTF-8
             text = handle.read()
     spec = parse_source(image_text, select)
-    image = load_spec(spec, platform=platform, progress=progress)
+    image = load_spec(spec, platform=platform, progress=progress, cache=cache)
     analysis = analyze(image)
     if progress is not None and progress.start is not None:
         progress.start("reading file contents again", None)

@@ -14,10 +14,11 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from hashlib import sha256
+from typing import Protocol
 
 import zstandard
 
-from slimscope.errors import FormatError
+from slimscope.errors import FormatError, ReuseMismatch
 from slimscope.image.layer import LayerEntries
 from slimscope.image.tarstream import TarStream
 
@@ -30,6 +31,9 @@ QUEUE_DEPTH = 8
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+# A blob whose name says nothing of its content (`<id>/layer.tar`) is recognised by its size and the
+# first HEAD_BYTES of its tar: enough to tell layers apart, and still verified by the whole digest.
+HEAD_BYTES = 64 << 10
 _UNSUPPORTED = {b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x04\x22\x4d\x18": "lz4"}
 
 
@@ -42,6 +46,22 @@ class LayerScan:
     compression: str  # "none", "gzip" or "zstd"
     diff_id: str  # sha256 of the uncompressed tar
     entries: LayerEntries
+    head: str | None = None  # the blob's fingerprint (see head_key), when it was decompressed
+    reused: bool = False  # the members are a known layer's: the blob was hashed, not parsed
+
+
+class KnownLayer(Protocol):
+    """A layer read before: a blob that turns out to hold it is hashed, not parsed."""
+
+    diff_id: str
+    entries: LayerEntries
+
+
+def head_key(blob_size: int | None, head: bytes) -> str:
+    """The fingerprint of a layer blob: its size and its first HEAD_BYTES uncompressed bytes."""
+    digest = sha256(b"%d\n" % (blob_size if blob_size is not None else -1))
+    digest.update(head[:HEAD_BYTES])
+    return "head:" + digest.hexdigest()
 
 
 def detect_compression(head: bytes) -> str:
@@ -172,13 +192,24 @@ def scan_layer(
     *,
     head: bytes | None = None,
     progress: Callable[[int], None] | None = None,
+    blob_size: int | None = None,
+    lookup: Callable[[str], KnownLayer | None] | None = None,
 ) -> LayerScan:
-    """Scan one layer blob read through `read(n)`; `head` is data already read from its start."""
+    """Scan one layer blob read through `read(n)`; `head` is data already read from its start.
+
+    With `lookup`, the blob's fingerprint (`head_key` of `blob_size` and its first uncompressed bytes)
+    is looked up before anything is parsed: a layer found that way is only hashed, and must come out
+    with the found layer's diff_id (else ReuseMismatch).
+    """
     if head is None:
         head = read(READ_SIZE)
     reader = _Reader(read, head, progress)
     tar = TarStream()
     diff_hash = sha256()
+    first: list[bytes] = []  # uncompressed data held back until the fingerprint is known
+    first_size = 0
+    fingerprint: str | None = None
+    found: KnownLayer | None = None
     reader.start()
     try:
         while True:
@@ -187,13 +218,43 @@ def scan_layer(
                 break
             if reader.compression != "none":
                 diff_hash.update(chunk)
-            tar.feed(chunk)
+            if fingerprint is None:
+                first.append(chunk)
+                first_size += len(chunk)
+                if first_size < HEAD_BYTES:
+                    continue
+                fingerprint, found = _recognise(blob_size, first, lookup)
+                if found is None:
+                    for held in first:
+                        tar.feed(held)
+                first = []
+            elif found is None:
+                tar.feed(chunk)
         if reader.error is not None:
             raise reader.error
-        tar.close()
+        if fingerprint is None:  # a blob shorter than HEAD_BYTES
+            fingerprint, found = _recognise(blob_size, first, lookup)
+            if found is None:
+                for held in first:
+                    tar.feed(held)
+        if found is None:
+            tar.close()
     finally:
         reader.stop.set()
         reader.join(timeout=5)  # a daemon thread stuck in a blocking read must not hold up Ctrl-C
     digest = "sha256:" + reader.raw_hash.hexdigest()
     diff_id = digest if reader.compression == "none" else "sha256:" + diff_hash.hexdigest()
-    return LayerScan(digest, reader.raw_size, reader.compression, diff_id, tar.entries)
+    if found is not None:
+        if diff_id != found.diff_id:
+            raise ReuseMismatch(f"blob with uncompressed sha256 {diff_id} is not the layer {found.diff_id}")
+        return LayerScan(
+            digest, reader.raw_size, reader.compression, diff_id, found.entries, fingerprint, reused=True
+        )
+    return LayerScan(digest, reader.raw_size, reader.compression, diff_id, tar.entries, fingerprint)
+
+
+def _recognise(
+    blob_size: int | None, first: list[bytes], lookup: Callable[[str], KnownLayer | None] | None
+) -> tuple[str, KnownLayer | None]:
+    key = head_key(blob_size, b"".join(first)[:HEAD_BYTES] if len(first) != 1 else first[0])
+    return key, (lookup(key) if lookup is not None else None)

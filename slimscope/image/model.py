@@ -22,6 +22,8 @@ class Layer:
     entries: LayerEntries
     history_index: int | None = None
     blob: str | None = None  # the blob's name in the archive or layout it was read from
+    head: str | None = None  # the blob's fingerprint (see `image.blobs.head_key`), when it was scanned
+    reused: bool = False  # its blob was hashed and recognised, its members taken from a known layer
 
     @property
     def size_bytes(self) -> int:

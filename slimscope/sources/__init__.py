@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from slimscope.errors import DigestMismatch, FormatError, SourceError
+from slimscope.errors import DigestMismatch, FormatError, ReuseMismatch, SourceError
 from slimscope.image.blobs import READ_SIZE, LayerScan, scan_layer
 from slimscope.image.history import map_history
 from slimscope.image.manifest import Recipe, from_docker_manifest, from_oci_index, parse_json, platform_of
 from slimscope.image.model import Image, Layer
-from slimscope.sources.archive import ArchiveContents, ReuseMismatch, known_blob, read_archive, reuse_layer
+
+if TYPE_CHECKING:
+    from slimscope.cache import CachedLayer, LayerCache
+from slimscope.sources.archive import ArchiveContents, known_blob, read_archive, reuse_layer
 from slimscope.sources.reference import SourceSpec, parse_source
 
 __all__ = ["Progress", "SourceSpec", "index_layers", "load_image", "parse_source"]
@@ -34,14 +37,16 @@ def load_image(
     platform: str | None = None,
     progress: Progress | None = None,
     known_layers: Iterable[Layer] | None = None,
+    cache: LayerCache | None = None,
 ) -> Image:
     """Read the image the user named, from the engine, an archive or an OCI layout.
 
     `known_layers` are layers already read (the other image of a diff): a blob that holds one of them is
-    hashed and verified but not decompressed or parsed again; its members are shared.
+    hashed and verified but not decompressed or parsed again; its members are shared. A `cache` does
+    the same for layers read by earlier runs, and keeps the layers read now.
     """
     spec = parse_source(text, image)
-    return load_spec(spec, platform=platform, progress=progress, known_layers=known_layers)
+    return load_spec(spec, platform=platform, progress=progress, known_layers=known_layers, cache=cache)
 
 
 def load_spec(
@@ -50,20 +55,61 @@ def load_spec(
     platform: str | None = None,
     progress: Progress | None = None,
     known_layers: Iterable[Layer] | None = None,
+    cache: LayerCache | None = None,
 ) -> Image:
     """Read the image described by a SourceSpec."""
     progress = progress or Progress()
-    known = index_layers(known_layers or ())
+    known = _Known(index_layers(known_layers or ()), cache)
     try:
-        return _load(spec, platform, progress, known)
+        image = _load(spec, platform, progress, known)
     except ReuseMismatch:
         if not known:
             raise
-        # A blob was not the layer its name promised (a hand-made archive reusing names): read it all.
-        return _load(spec, platform, progress, {})
+        # A blob was not the layer its name or fingerprint promised (a hand-made archive reusing
+        # names, two layers alike in size and first bytes): read everything.
+        known = _Known({}, None)
+        image = _load(spec, platform, progress, known)
+    if cache is not None:
+        _store(cache, image, known)
+    return image
 
 
-def _load(spec: SourceSpec, platform: str | None, progress: Progress, known: Mapping[str, Layer]) -> Image:
+class _Known:
+    """Layers a blob may turn out to hold: the other image's (a diff) and the cache's."""
+
+    def __init__(self, layers: dict[str, Layer], cache: LayerCache | None) -> None:
+        self.layers = layers
+        self.cache = cache
+        self.reused: set[str] = set()  # diff_ids whose blobs were hashed, not parsed
+
+    def __bool__(self) -> bool:
+        return bool(self.layers) or self.cache is not None
+
+    def get(self, key: str) -> Layer | CachedLayer | None:
+        """A layer by blob name, blob digest or diff_id."""
+        layer = self.layers.get(key)
+        if layer is None and self.cache is not None and key.startswith("sha256:"):
+            return self.cache.get(key)
+        return layer
+
+    def recognise(self, fingerprint: str) -> CachedLayer | None:
+        """A cached layer by a blob's fingerprint (see `scan_layer`)."""
+        return self.cache.get(fingerprint) if self.cache is not None else None
+
+
+def _store(cache: LayerCache, image: Image, known: _Known) -> None:
+    """Keep what this run read for the next one."""
+    for layer in image.layers:
+        if layer.reused:
+            cache.hits += 1
+        else:
+            cache.put(layer.diff_id, layer.digest, layer.compression, layer.entries, layer.head)
+    if image.source == "engine":
+        cache.put_image(image.id, _image_record(image))
+    cache.evict()
+
+
+def _load(spec: SourceSpec, platform: str | None, progress: Progress, known: _Known) -> Image:
     if spec.kind == "engine":
         return _from_engine(spec, platform, progress, known)
     if spec.kind == "oci-dir":
@@ -81,9 +127,7 @@ def index_layers(layers: Iterable[Layer]) -> dict[str, Layer]:
     return index
 
 
-def _from_archive(
-    spec: SourceSpec, platform: str | None, progress: Progress, known: Mapping[str, Layer]
-) -> Image:
+def _from_archive(spec: SourceSpec, platform: str | None, progress: Progress, known: _Known) -> Image:
     try:
         handle = open(spec.location, "rb")  # noqa: SIM115 - closed below
     except FileNotFoundError:
@@ -93,27 +137,104 @@ def _from_archive(
     with handle:
         if progress.start:
             progress.start(f"reading {os.path.basename(spec.location)}", os.fstat(handle.fileno()).st_size)
-        contents = read_archive(handle, progress=progress.advance, on_blob=progress.blob, known=known)
+        contents = _read(handle, progress, known)
     kind = "oci-archive" if spec.force_oci or "manifest.json" not in contents.docs else "docker-archive"
     return _assemble(contents, spec, kind, platform)
 
 
-def _from_engine(
-    spec: SourceSpec, platform: str | None, progress: Progress, known: Mapping[str, Layer]
-) -> Image:
+def _read(stream: Any, progress: Progress, known: _Known) -> ArchiveContents:
+    return read_archive(
+        stream,
+        progress=progress.advance,
+        on_blob=progress.blob,
+        known=known if known else None,  # type: ignore[arg-type]
+        recognise=known.recognise if known.cache is not None else None,
+    )
+
+
+def _from_engine(spec: SourceSpec, platform: str | None, progress: Progress, known: _Known) -> Image:
     from slimscope.sources import engine
 
-    exported = engine.export(spec.location)
+    found = engine.find(spec.location)
+    cached = _cached_engine_image(spec, found, known.cache) if known.cache is not None else None
+    if cached is not None:
+        found.client.close()
+        return cached
+    exported = engine.export(found)
     try:
         if progress.start:
             progress.start(f"exporting {spec.location}", exported.size_hint or None)
-        contents = read_archive(
-            exported.stream, progress=progress.advance, on_blob=progress.blob, known=known
-        )
+        contents = _read(exported.stream, progress, known)
     finally:
         exported.close()
     image = _assemble(contents, spec, "engine", platform)
     image.tags = exported.tags or image.tags
+    return image
+
+
+def _image_record(image: Image) -> dict[str, Any]:
+    """What rebuilds an engine image from the cache: its config and how each layer was stored."""
+    return {
+        "config": image.config,
+        "manifest_digest": image.manifest_digest,
+        "tags": image.tags,
+        "layers": [
+            {
+                "diff_id": layer.diff_id,
+                "digest": layer.digest,
+                "compressed_bytes": layer.compressed_bytes,
+                "compression": layer.compression,
+                "media_type": layer.media_type,
+                "blob": layer.blob,
+            }
+            for layer in image.layers
+        ],
+    }
+
+
+def _cached_engine_image(spec: SourceSpec, found: Any, cache: LayerCache) -> Image | None:
+    """The engine's image rebuilt from the cache without an export, when every part of it is there.
+
+    Safe because everything is content-addressed: the image id is the sha256 of the config, the config
+    lists the diff_ids, and each cached layer was parsed from bytes that hashed to its diff_id.
+    """
+    record = cache.image(found.id)
+    if record is None:
+        return None
+    try:
+        config = record["config"]
+        rows = record["layers"]
+        diff_ids = config["rootfs"]["diff_ids"]
+        if [row["diff_id"] for row in rows] != diff_ids or (found.diff_ids and found.diff_ids != diff_ids):
+            return None
+        layers = []
+        for i, row in enumerate(rows):
+            entry = cache.get(row["diff_id"])
+            if entry is None:
+                return None
+            layer = Layer(
+                index=i,
+                diff_id=row["diff_id"],
+                digest=row["digest"],
+                compressed_bytes=int(row["compressed_bytes"]),
+                compression=row["compression"],
+                media_type=row["media_type"],
+                entries=entry.entries,
+                blob=row["blob"],
+            )
+            layer.reused = True
+            layers.append(layer)
+        recipe = Recipe(
+            config=config,
+            config_digest=found.id,
+            layers=[],
+            tags=list(record.get("tags") or []),
+            manifest_digest=record.get("manifest_digest"),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+    image = _image(spec, "engine", recipe, layers)
+    image.tags = found.tags or image.tags
     return image
 
 
@@ -142,9 +263,7 @@ def _assemble(contents: ArchiveContents, spec: SourceSpec, source: str, platform
     return _image(spec, source, recipe, layers)
 
 
-def _from_layout(
-    spec: SourceSpec, platform: str | None, progress: Progress, known: Mapping[str, Layer]
-) -> Image:
+def _from_layout(spec: SourceSpec, platform: str | None, progress: Progress, known: _Known) -> Image:
     root = spec.location
     if not os.path.isdir(root):
         raise SourceError(f"no such directory: {root}")
@@ -180,8 +299,15 @@ def _from_layout(
                         scan = reuse_layer(handle.read, handle.read(READ_SIZE), progress.advance, reuse)
                     except ReuseMismatch:
                         handle.seek(0)  # not the layer its name promises: read it in full for the error
+                        known = _Known(known.layers, None)
                 if scan is None:
-                    scan = scan_layer(handle.read, head=handle.read(READ_SIZE), progress=progress.advance)
+                    scan = scan_layer(
+                        handle.read,
+                        head=handle.read(READ_SIZE),
+                        progress=progress.advance,
+                        blob_size=os.fstat(handle.fileno()).st_size,
+                        lookup=known.recognise if known.cache is not None else None,
+                    )
         except FileNotFoundError:
             raise FormatError(f"layer {i} ({ref.digest}) is missing from the layout") from None
         except FormatError as exc:
@@ -217,6 +343,8 @@ def _verified_layer(index: int, ref: Any, scan: LayerScan, blob: str | None = No
         media_type=ref.media_type,
         entries=scan.entries,
         blob=blob,
+        head=scan.head,
+        reused=scan.reused,
     )
 
 

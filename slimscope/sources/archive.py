@@ -11,23 +11,22 @@ import posixpath
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from hashlib import sha256
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from slimscope.errors import DigestMismatch, FormatError
-from slimscope.image.blobs import READ_SIZE, LayerScan, scan_layer
+from slimscope.errors import FormatError, ReuseMismatch
+from slimscope.image.blobs import READ_SIZE, KnownLayer, LayerScan, scan_layer
 from slimscope.image.manifest import MAX_JSON
 from slimscope.image.model import Layer
 from slimscope.image.tarstream import BLOCK_SIZE, ZERO_BLOCK, _number, _parse_pax, header_checksum_ok
+
+if TYPE_CHECKING:
+    from slimscope.cache import CachedLayer
 
 SYMTYPE, LNKTYPE = ord("2"), ord("1")
 
 
 class TruncatedArchive(FormatError):
     """The outer archive ends too early; fatal even inside a blob nobody may need."""
-
-
-class ReuseMismatch(DigestMismatch):
-    """A blob is not the already read layer its name promised (the caller reads the source again)."""
 
 
 REGULAR = frozenset(b"07\0")
@@ -257,7 +256,10 @@ def known_blob(name: str, known: Mapping[str, Layer]) -> Layer | None:
 
 
 def reuse_layer(
-    read: Callable[[int], bytes], head: bytes, progress: Callable[[int], None] | None, known: Layer
+    read: Callable[[int], bytes],
+    head: bytes,
+    progress: Callable[[int], None] | None,
+    known: Layer | CachedLayer,
 ) -> LayerScan:
     """Hash a blob that should hold an already read layer, without decompressing or parsing it.
 
@@ -275,9 +277,9 @@ def reuse_layer(
         chunk = read(READ_SIZE)
     digest = "sha256:" + raw.hexdigest()
     if digest == known.digest:
-        return LayerScan(digest, size, known.compression, known.diff_id, known.entries)
+        return LayerScan(digest, size, known.compression, known.diff_id, known.entries, reused=True)
     if digest == known.diff_id:
-        return LayerScan(digest, size, "none", digest, known.entries)
+        return LayerScan(digest, size, "none", digest, known.entries, reused=True)
     raise ReuseMismatch(f"blob sha256 is {digest}, not that of the layer {known.diff_id} its name promises")
 
 
@@ -287,10 +289,12 @@ def read_archive(
     progress: Callable[[int], None] | None = None,
     on_blob: Callable[[str], None] | None = None,
     known: Mapping[str, Layer] | None = None,
+    recognise: Callable[[str], KnownLayer | None] | None = None,
 ) -> ArchiveContents:
     """Read every member of an image archive stream once.
 
     `known` (see `sources.index_layers`) names layers already read: their blobs are hashed, not scanned.
+    `recognise` finds a layer read before by a blob's fingerprint (see `scan_layer`).
     """
     contents = ArchiveContents()
     try:
@@ -326,9 +330,11 @@ def read_archive(
                 if reuse is not None:
                     scan = reuse_layer(read, head, progress, reuse)
                 else:
-                    scan = scan_layer(read, head=head, progress=progress)
+                    scan = scan_layer(
+                        read, head=head, progress=progress, blob_size=member.size, lookup=recognise
+                    )
             except FormatError as exc:
-                if isinstance(exc, TruncatedArchive):
+                if isinstance(exc, (TruncatedArchive, ReuseMismatch)):
                     raise
                 contents.errors[name] = exc
                 continue

@@ -82,8 +82,21 @@ def _where() -> str:
     return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
 
 
-def export(reference: str) -> EngineExport:
-    """Find `reference` in the local engine and start streaming its `docker save` export."""
+@dataclass
+class EngineImage:
+    """An image the engine has: its id, tags and diff_ids, before anything is exported."""
+
+    reference: str
+    id: str
+    tags: list[str]
+    diff_ids: list[str]
+    size_hint: int
+    handle: Any  # the SDK's Image
+    client: Any
+
+
+def find(reference: str) -> EngineImage:
+    """Look `reference` up in the local engine (no export yet); the caller closes `.client`."""
     from docker.errors import APIError, ImageNotFound
 
     client = connect()
@@ -95,18 +108,39 @@ def export(reference: str) -> EngineExport:
     except APIError as exc:
         client.close()
         raise SourceError(f"the Docker engine refused to look up {reference!r}: {_reason(exc)}") from None
-    try:
-        chunks = image.save(chunk_size=EXPORT_CHUNK, named=False)
-    except APIError as exc:
-        client.close()
-        raise SourceError(f"the Docker engine could not export {reference!r}: {_reason(exc)}") from None
-    return EngineExport(
+    rootfs = image.attrs.get("RootFS") or {}
+    layers = rootfs.get("Layers") if isinstance(rootfs, dict) else None
+    return EngineImage(
         reference=reference,
-        id=image.id,
+        id=str(image.id),
         tags=list(image.tags),
+        diff_ids=[str(d) for d in layers] if isinstance(layers, list) else [],
         size_hint=int(image.attrs.get("Size") or 0),
+        handle=image,
+        client=client,
+    )
+
+
+def export(found: EngineImage | str) -> EngineExport:
+    """Start streaming the `docker save` export of an image (found with `find`, or by reference)."""
+    from docker.errors import APIError
+
+    if isinstance(found, str):
+        found = find(found)
+    try:
+        chunks = found.handle.save(chunk_size=EXPORT_CHUNK, named=False)
+    except APIError as exc:
+        found.client.close()
+        raise SourceError(
+            f"the Docker engine could not export {found.reference!r}: {_reason(exc)}"
+        ) from None
+    return EngineExport(
+        reference=found.reference,
+        id=found.id,
+        tags=found.tags,
+        size_hint=found.size_hint,
         stream=StreamReader(iter(chunks)),
-        close=client.close,
+        close=found.client.close,
     )
 
 

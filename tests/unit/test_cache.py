@@ -1,0 +1,192 @@
+"""The layer cache: same results as a fresh read, only new layers parsed, bad entries never trusted."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import synth
+
+from slimscope import cache as cache_mod
+from slimscope.analysis import analyze
+from slimscope.cache import LayerCache, decode_entries, encode_entries
+from slimscope.image.blobs import HEAD_BYTES, head_key
+from slimscope.image.layer import LayerEntries
+from slimscope.report.json_doc import document
+from slimscope.sources import load_image
+
+FORMATS = ["docker-legacy", "docker-oci", "oci-archive", "oci-dir"]
+
+
+def _write(tmp_path: Path, fmt: str, image: synth.Image, name: str = "image") -> str:
+    path = tmp_path / (name if fmt == "oci-dir" else f"{name}.tar")
+    synth.write_archive(path, image, fmt)
+    return {"oci-dir": f"oci:{path}", "oci-archive": f"oci-archive:{path}"}.get(fmt, str(path))
+
+
+def _doc(target: str, cache: LayerCache | None) -> dict:
+    return document(analyze(load_image(target, cache=cache)))
+
+
+def _same_columns(a: LayerEntries, b: LayerEntries) -> None:
+    columns = ("paths", "kinds", "sizes", "modes", "uids", "gids", "mtimes", "digests", "links", "captured")
+    for name in columns:
+        assert getattr(a, name) == getattr(b, name), name
+    assert (a.problems, a.size_bytes) == (b.problems, b.size_bytes)
+
+
+def test_entries_survive_encoding_with_every_member_kind(tmp_path: Path) -> None:
+    target = _write(tmp_path, "docker-oci", synth.Image(synth.sample_layers("none")))
+    for layer in load_image(target).layers:
+        header, sections = encode_entries(layer.entries)
+        decoded = decode_entries(json.loads(json.dumps(header)), memoryview(b"".join(sections)))
+        _same_columns(decoded, layer.entries)
+
+
+def test_names_with_nul_and_empty_layers_survive_encoding() -> None:
+    entries = LayerEntries(paths=[b"a\0b", b"", b"caf\xe9"])
+    entries.kinds.extend([0, 1, 0])
+    for column in ("sizes", "modes", "uids", "gids", "mtimes"):
+        getattr(entries, column).extend([1, 2, 3])
+    entries.digests.extend(bytes(range(32)) * 3)
+    entries.links[1] = b"x\0y"
+    entries.captured[2] = b"\xff" * 3
+    entries.problems.append("odd")
+    for original in (entries, LayerEntries()):
+        header, sections = encode_entries(original)
+        assert header["nul_separated"] is (original is not entries)
+        _same_columns(decode_entries(header, memoryview(b"".join(sections))), original)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_second_read_is_identical_and_parses_nothing(tmp_path: Path, fmt: str) -> None:
+    target = _write(tmp_path, fmt, synth.Image(synth.sample_layers("gzip"), tags=["synth:1"]))
+    cache = LayerCache(tmp_path / "cache")
+    first = load_image(target, cache=cache)
+    assert [layer.reused for layer in first.layers] == [False] * 4
+    assert cache.stored == 4
+    again = LayerCache(tmp_path / "cache")
+    second = load_image(target, cache=again)
+    assert [layer.reused for layer in second.layers] == [True] * 4
+    assert again.stored == 0 and again.hits == 4
+    assert document(analyze(second)) == document(analyze(load_image(target)))
+    for a, b in zip(first.layers, second.layers):
+        assert (a.diff_id, a.digest, a.compressed_bytes, a.compression) == (
+            b.diff_id,
+            b.digest,
+            b.compressed_bytes,
+            b.compression,
+        )
+
+
+def _shared_base_images(tmp_path: Path, fmt: str, compression: str) -> tuple[str, str]:
+    base = synth.sample_layers(compression)[:3]
+    one = synth.Image([*base, synth.Layer([synth.file("app/v", b"1\n")], compression=compression)])
+    two = synth.Image([*base, synth.Layer([synth.file("app/v", b"two\n")], compression=compression)])
+    return _write(tmp_path, fmt, one, "one"), _write(tmp_path, fmt, two, "two")
+
+
+@pytest.mark.parametrize("fmt", ["docker-legacy", "oci-archive"])
+def test_another_tag_sharing_layers_parses_only_its_new_layer(tmp_path: Path, fmt: str) -> None:
+    one, two = _shared_base_images(tmp_path, fmt, "none" if fmt == "docker-legacy" else "zstd")
+    load_image(one, cache=LayerCache(tmp_path / "cache"))
+    cache = LayerCache(tmp_path / "cache")
+    image = load_image(two, cache=cache)
+    assert [layer.reused for layer in image.layers] == [True, True, True, False]
+    assert cache.stored == 1
+    assert _doc(two, None) == document(analyze(image))
+
+
+def test_corrupt_and_foreign_entries_are_ignored_and_removed(tmp_path: Path) -> None:
+    target = _write(tmp_path, "docker-legacy", synth.Image(synth.sample_layers("none")))
+    root = tmp_path / "cache"
+    fresh = _doc(target, None)
+    load_image(target, cache=LayerCache(root))
+    files = sorted((root / "v1" / "layers").iterdir())
+    assert len(files) == 4
+    data = bytearray(files[0].read_bytes())
+    data[-1] ^= 0xFF  # a flipped byte in the payload
+    files[0].write_bytes(bytes(data))
+    files[1].write_bytes(files[1].read_bytes().replace(cache_mod.COMPAT.encode(), b"0" * 32))  # old version
+    files[2].write_bytes(files[2].read_bytes()[:100])  # truncated
+    cache = LayerCache(root)
+    assert _doc(target, cache) == fresh
+    assert cache.hits == 1 and cache.stored == 3
+    assert len(list((root / "v1" / "layers").iterdir())) == 4  # the bad ones were replaced
+
+
+def test_an_entry_under_another_layers_fingerprint_is_caught_by_the_digest(tmp_path: Path) -> None:
+    one, two = _shared_base_images(tmp_path, "docker-legacy", "none")
+    root = tmp_path / "cache"
+    load_image(one, cache=LayerCache(root))
+    one_image = load_image(one)
+    two_image = load_image(two)
+    # Make the cache believe layer 3 of `two` is layer 3 of `one` (same size and head, other bytes).
+    wrong = one_image.layers[3].diff_id.split(":")[1]
+    alias = two_image.layers[3].head.split(":")[1]
+    (root / "v1" / "aliases" / alias).write_text(wrong)
+    cache = LayerCache(root)
+    image = load_image(two, cache=cache)
+    assert [layer.reused for layer in image.layers] == [False] * 4  # read again, without the cache
+    assert document(analyze(image)) == document(analyze(two_image))
+
+
+def test_head_key_depends_on_size_and_first_bytes() -> None:
+    data = b"x" * HEAD_BYTES
+    assert head_key(10, data) == head_key(10, data + b"more")
+    assert head_key(10, data) != head_key(11, data)
+    assert head_key(10, data) != head_key(10, b"y" + data[1:])
+
+
+def test_eviction_removes_the_least_recently_used_first(tmp_path: Path) -> None:
+    root = tmp_path / "cache"
+    diff_ids = []
+    for i in range(3):
+        layer = synth.Layer([synth.file(f"f{i}", bytes([i]) * 100)])
+        target = _write(tmp_path, "docker-legacy", synth.Image([layer]), f"i{i}")
+        diff_ids.append(load_image(target, cache=LayerCache(root)).layers[0].diff_id)
+    paths = [root / "v1" / "layers" / f"{d.split(':')[1]}.layer" for d in diff_ids]
+    for age, path in zip((3000, 1000, 2000), paths):  # image 1 used longest ago, then 2, then 0
+        os.utime(path, (age, age))
+    sizes = [path.stat().st_size for path in paths]
+    others = sum(p.stat().st_size for p in (root / "v1").rglob("*") if p.is_file() and p not in paths)
+    bounded = LayerCache(root, max_bytes=others + sizes[0] + sizes[2])
+    assert bounded.evict() == sizes[1]
+    assert [path.exists() for path in paths] == [True, False, True]
+    assert LayerCache(root).get(diff_ids[1]) is None
+    assert LayerCache(root).get(diff_ids[0]) is not None
+    assert LayerCache(root, max_bytes=0).evict() == sizes[0] + sizes[2]
+
+
+def test_cli_fills_the_cache_and_no_cache_leaves_it_alone(tmp_path: Path) -> None:
+    target = _write(tmp_path, "docker-legacy", synth.Image(synth.sample_layers("none")))
+    env = {**os.environ, "SLIMSCOPE_CACHE_DIR": str(tmp_path / "c1")}
+    cmd = [sys.executable, "-m", "slimscope", target, "--json", "-", "--no-progress"]
+    none = subprocess.run([*cmd, "--no-cache"], env=env, capture_output=True, check=True)
+    assert not (tmp_path / "c1").exists()
+    cold = subprocess.run(cmd, env=env, capture_output=True, check=True)
+    assert len(list((tmp_path / "c1" / "v1" / "layers").iterdir())) == 4
+    warm = subprocess.run(cmd, env=env, capture_output=True, check=True)
+    assert none.stdout == cold.stdout == warm.stdout
+    off = {**env, "SLIMSCOPE_CACHE_DIR": str(tmp_path / "c2"), "SLIMSCOPE_CACHE_SIZE": "0"}
+    subprocess.run(cmd, env=off, capture_output=True, check=True)
+    assert not (tmp_path / "c2").exists()
+    bad = subprocess.run(cmd, env={**env, "SLIMSCOPE_CACHE_SIZE": "lots"}, capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == (
+        "slimscope: error: SLIMSCOPE_CACHE_SIZE: not a size: 'lots' "
+        "(use e.g. 20MB, 1.5GiB or a number of bytes)"
+    )
+
+
+def test_an_unwritable_cache_does_not_fail_the_run(tmp_path: Path) -> None:
+    target = _write(tmp_path, "docker-legacy", synth.Image(synth.sample_layers("none")))
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    cache = LayerCache(blocker / "cache")
+    assert _doc(target, cache) == _doc(target, None)
+    assert cache.stored == 0
