@@ -8,7 +8,6 @@ import signal
 import sys
 import threading
 from contextlib import contextmanager
-from importlib import resources
 from typing import IO
 
 from slimscope import __version__
@@ -104,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def demo_image_path() -> str:
     """The bundled demo image archive."""
+    from importlib import resources
+
     return str(resources.files("slimscope").joinpath("data/demo-image.tar"))
 
 

@@ -25,9 +25,8 @@ import base64
 import unicodedata
 from typing import TYPE_CHECKING
 
-from rich.text import Text
-
 if TYPE_CHECKING:
+    from rich.text import Text
     from textual.content import Content
 
 __all__ = ["content", "json_name", "text", "visible"]
@@ -85,6 +84,8 @@ def visible(value: str | bytes) -> str:
 
 def text(value: str | bytes, style: str | None = None) -> Text:
     """Return a Rich `Text` of `visible(value)`: plain text, never parsed as markup or emoji codes."""
+    from rich.text import Text
+
     return Text(visible(value), style=style or "")
 
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-from importlib import resources
 from typing import IO, Any
 
 from slimscope import __version__
 from slimscope.analysis.core import Analysis
-from slimscope.analysis.suggest import suggestion_section
 from slimscope.fs import Tally
 from slimscope.image.settings import settings
 from slimscope.sanitize import json_name
@@ -95,7 +93,7 @@ def document(analysis: Analysis) -> dict[str, Any]:
         "packages": [_package(analysis, p) for p in analysis.packages],
         "waste": _waste(analysis),
         "problems": analysis.problems,
-        **suggestion_section(analysis),
+        **_suggestion(analysis),
     }
 
 
@@ -179,4 +177,15 @@ def dump(doc: dict[str, Any], out: IO[str]) -> None:
 
 def schema() -> dict[str, Any]:
     """The JSON Schema of the document."""
+    from importlib import resources
+
     return json.loads(resources.files("slimscope.report").joinpath("schema.json").read_text("utf-8"))
+
+
+def _suggestion(analysis: Analysis) -> dict[str, Any]:
+    """The suggestion section when `slimscope suggest` computed one (imported only then: it is large)."""
+    if "suggestion" not in analysis.extras:
+        return {}
+    from slimscope.analysis.suggest import suggestion_section
+
+    return suggestion_section(analysis)
