@@ -106,7 +106,8 @@ def _store(cache: LayerCache, image: Image, known: _Known) -> None:
             cache.put(layer.diff_id, layer.digest, layer.compression, layer.entries, layer.head)
     if image.source == "engine":
         cache.put_image(image.id, _image_record(image))
-    cache.evict()
+    if cache.stored:
+        cache.evict()
 
 
 def _load(spec: SourceSpec, platform: str | None, progress: Progress, known: _Known) -> Image:
@@ -137,19 +138,31 @@ def _from_archive(spec: SourceSpec, platform: str | None, progress: Progress, kn
     with handle:
         if progress.start:
             progress.start(f"reading {os.path.basename(spec.location)}", os.fstat(handle.fileno()).st_size)
-        contents = _read(handle, progress, known)
+        contents = _read(handle, progress, known, path=spec.location)
     kind = "oci-archive" if spec.force_oci or "manifest.json" not in contents.docs else "docker-archive"
     return _assemble(contents, spec, kind, platform)
 
 
-def _read(stream: Any, progress: Progress, known: _Known) -> ArchiveContents:
+def _read(stream: Any, progress: Progress, known: _Known, path: str | None = None) -> ArchiveContents:
+    if path is not None and not _regular_file(stream):
+        path = None  # a pipe or device: read it front to back
     return read_archive(
         stream,
         progress=progress.advance,
         on_blob=progress.blob,
         known=known if known else None,  # type: ignore[arg-type]
         recognise=known.recognise if known.cache is not None else None,
+        path=path,
     )
+
+
+def _regular_file(handle: Any) -> bool:
+    import stat
+
+    try:
+        return stat.S_ISREG(os.fstat(handle.fileno()).st_mode) and handle.seekable()
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _from_engine(spec: SourceSpec, platform: str | None, progress: Progress, known: _Known) -> Image:

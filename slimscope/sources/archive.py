@@ -17,6 +17,7 @@ from slimscope.errors import FormatError, ReuseMismatch
 from slimscope.image.blobs import READ_SIZE, KnownLayer, LayerScan, scan_layer
 from slimscope.image.manifest import MAX_JSON
 from slimscope.image.model import Layer
+from slimscope.image.parallel import BlobJob, scan_blobs
 from slimscope.image.tarstream import BLOCK_SIZE, ZERO_BLOCK, _number, _parse_pax, header_checksum_ok
 
 if TYPE_CHECKING:
@@ -91,24 +92,49 @@ def _is_doc_name(name: str) -> bool:
 class _Member:
     """One member of the outer archive, read front to back."""
 
-    __slots__ = ("kind", "link", "name", "size")
+    __slots__ = ("kind", "link", "name", "offset", "size")
 
     def __init__(self, name: str, kind: int, size: int, link: str) -> None:
         self.name, self.kind, self.size, self.link = name, kind, size, link
+        self.offset = -1  # where the data starts in the file (seekable sources only)
 
 
-def _iter_members(stream: IO[bytes]) -> Iterator[tuple[_Member, Callable[[int], bytes]]]:
+class _Seeking:
+    """A plain file read front to back that knows its position and skips by seeking."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self.handle = handle
+        self.pos = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.handle.read(n)
+        self.pos += len(data)
+        return data
+
+    def skip(self, n: int) -> None:
+        self.pos += n
+        self.handle.seek(self.pos)
+
+
+def _iter_members(
+    stream: IO[bytes], seekable: bool = False
+) -> Iterator[tuple[_Member, Callable[[int], bytes]]]:
     """The members of a (possibly gzip-compressed) tar stream, each with a reader for its data.
 
     Written by hand instead of with `tarfile` because tarfile's stream mode stops silently on a
     truncated archive; here a stream that ends before the end-of-archive marker is an error.
-    A member's data must be read (or not) before the next member is asked for.
+    A member's data must be read (or not) before the next member is asked for. With `seekable` (a
+    plain file at its start), data left unread is skipped by seeking, and each member's `offset` says
+    where its data starts in the file.
     """
     head = _peek(stream, 4)
     if head[0].startswith(b"\x1f\x8b"):
         import gzip
 
         stream = gzip.GzipFile(fileobj=head[1], mode="rb")  # type: ignore[assignment]
+    elif seekable:
+        stream.seek(0)
+        stream = _Seeking(stream)  # type: ignore[assignment]
     else:
         stream = head[1]  # type: ignore[assignment]
     pax_global: dict[bytes, bytes] = {}
@@ -171,6 +197,7 @@ def _iter_members(stream: IO[bytes]) -> Iterator[tuple[_Member, Callable[[int], 
         )
 
         reader = _MemberReader(stream, remaining)
+        member.offset = getattr(stream, "pos", -1)
         yield member, reader.read
         reader.finish()
 
@@ -195,6 +222,11 @@ class _MemberReader:
         return chunk
 
     def finish(self) -> None:
+        skip = getattr(self.stream, "skip", None)
+        if skip is not None:  # past the end of the file, the next header read finds it truncated
+            skip(self.left + self.padding)
+            self.left = 0
+            return
         while self.left:
             self.read(min(self.left, 1 << 20))
         if len(_read_full(self.stream, self.padding)) < self.padding:
@@ -290,15 +322,19 @@ def read_archive(
     on_blob: Callable[[str], None] | None = None,
     known: Mapping[str, Layer] | None = None,
     recognise: Callable[[str], KnownLayer | None] | None = None,
+    path: str | None = None,
 ) -> ArchiveContents:
     """Read every member of an image archive stream once.
 
     `known` (see `sources.index_layers`) names layers already read: their blobs are hashed, not scanned.
-    `recognise` finds a layer read before by a blob's fingerprint (see `scan_layer`).
+    `recognise` finds a layer read before by a blob's fingerprint (see `scan_layer`). With `path` (the
+    file `fileobj` was opened from, at its start), the blobs are read by offset, on both cores (see
+    `image.parallel`), unless the archive is gzip-compressed as a whole.
     """
     contents = ArchiveContents()
+    jobs: list[BlobJob] = []
     try:
-        for member, read in _iter_members(fileobj):
+        for member, read in _iter_members(fileobj, seekable=path is not None):
             name = member.name
             if member.kind == SYMTYPE:
                 contents.aliases[name] = _norm(
@@ -316,6 +352,15 @@ def read_archive(
                 contents.docs[name] = read(member.size)
                 if progress is not None:
                     progress(member.size)
+                continue
+            if path is not None and member.offset >= 0:
+                first = read(1)
+                if first == b"{" and member.size <= MAX_JSON:
+                    contents.docs[name] = first + read(member.size - 1)
+                    if progress is not None:
+                        progress(member.size)
+                else:
+                    jobs.append(BlobJob(name, path, member.offset, member.size))
                 continue
             head = read(min(READ_SIZE, member.size))
             if head[:1] == b"{" and member.size <= MAX_JSON:
@@ -339,6 +384,8 @@ def read_archive(
                 contents.errors[name] = exc
                 continue
             contents.scans[name] = scan
+        if jobs:
+            _scan_jobs(contents, jobs, known, recognise, progress, on_blob)
     except (EOFError, OSError) as exc:
         raise FormatError(f"the archive is truncated or corrupt ({exc.__class__.__name__}: {exc})") from None
     except ValueError as exc:
@@ -346,6 +393,29 @@ def read_archive(
     if not contents.docs and not contents.scans and not contents.errors:
         raise FormatError("not an image archive (no members)")
     return contents
+
+
+def _scan_jobs(
+    contents: ArchiveContents,
+    jobs: list[BlobJob],
+    known: Mapping[str, Layer] | None,
+    recognise: Callable[[str], KnownLayer | None] | None,
+    progress: Callable[[int], None] | None,
+    on_blob: Callable[[str], None] | None,
+) -> None:
+    """Scan the blobs found by a seeking walk, in parallel, into `contents`."""
+    outcomes = scan_blobs(
+        jobs,
+        reuse_of=(lambda name: known_blob(name, known)) if known else None,  # type: ignore[arg-type,return-value]
+        recognise=recognise,  # type: ignore[arg-type]
+        progress=progress,
+        on_blob=on_blob,
+    )
+    for name, outcome in outcomes.items():
+        if isinstance(outcome, FormatError):
+            contents.errors[name] = outcome
+        else:
+            contents.scans[name] = outcome
 
 
 def _read_exact(data: IO[bytes], size: int, name: str) -> bytes:

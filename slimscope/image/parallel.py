@@ -1,0 +1,224 @@
+"""Scan the layer blobs of a file-backed image on both cores.
+
+A `docker save` or OCI archive on disk (or an OCI layout's blob files) needs no front-to-back pass: the
+outer tar is walked by its headers (seeking over blob data), then each blob is read by offset with
+`os.pread`. Blobs to parse go to worker processes (the tar parser holds the GIL, so threads would not
+run two at once), largest first; blobs the cache or the other image of a diff already knows are only
+hashed, in threads (hashlib and pread release the GIL). Small images are scanned in this process:
+starting workers costs more than it saves below PARALLEL_MIN bytes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import zlib
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from hashlib import sha256
+from typing import Any, Protocol
+
+import zstandard
+
+from slimscope.errors import FormatError
+from slimscope.image import blobs
+from slimscope.image.blobs import HEAD_BYTES, READ_SIZE, KnownLayer, LayerScan, detect_compression, head_key
+
+PARALLEL_MIN = 48 << 20  # bytes of blobs to parse before worker processes pay off
+WORKERS = 2
+
+
+@dataclass
+class BlobJob:
+    """One blob in a file: its name (for messages and results), where it starts and how long it is."""
+
+    name: str
+    path: str
+    offset: int
+    size: int
+
+
+class Reused(KnownLayer, Protocol):
+    """A known layer with the digests and compression a blob must match to be taken for it."""
+
+    digest: str
+    compression: str
+
+
+Outcome = LayerScan | FormatError
+
+
+def _reader(fd: int, offset: int, size: int) -> Callable[[int], bytes]:
+    """read(n) over [offset, offset+size) of a file descriptor; a short file is a truncated archive."""
+    pos, end = offset, offset + size
+
+    def read(n: int) -> bytes:
+        nonlocal pos
+        n = min(n, end - pos)
+        if n <= 0:
+            return b""
+        data = os.pread(fd, n, pos)
+        if len(data) < n:
+            raise FormatError("the archive is truncated (a blob ends early)")
+        pos += n
+        return data
+
+    return read
+
+
+def _scan(job: BlobJob) -> Outcome:
+    """Parse one blob (in a worker process, or here)."""
+    fd = os.open(job.path, os.O_RDONLY)
+    try:
+        return blobs.scan_layer(_reader(fd, job.offset, job.size), blob_size=job.size)
+    except FormatError as exc:
+        return exc
+    finally:
+        os.close(fd)
+
+
+def _hash(job: BlobJob) -> str:
+    """sha256 of a blob's bytes as stored."""
+    fd = os.open(job.path, os.O_RDONLY)
+    try:
+        read = _reader(fd, job.offset, job.size)
+        digest = sha256()
+        chunk = read(READ_SIZE * 4)
+        while chunk:
+            digest.update(chunk)
+            chunk = read(READ_SIZE * 4)
+        return "sha256:" + digest.hexdigest()
+    finally:
+        os.close(fd)
+
+
+def fingerprint(job: BlobJob) -> str | None:
+    """The blob's `head_key`, as scan_layer computes it, from its first bytes (None if unreadable)."""
+    fd = os.open(job.path, os.O_RDONLY)
+    try:
+        head = os.pread(fd, min(READ_SIZE, job.size), job.offset)
+    finally:
+        os.close(fd)
+    whole = len(head) == job.size
+    try:
+        compression = detect_compression(head)
+        if compression == "gzip":
+            data = _gunzip_head(head)
+        elif compression == "zstd":
+            reader = zstandard.ZstdDecompressor().stream_reader(head, read_across_frames=True)
+            parts, got = [], 0
+            while got < HEAD_BYTES:
+                part = reader.read(HEAD_BYTES - got)
+                if not part:
+                    break
+                parts.append(part)
+                got += len(part)
+            data = b"".join(parts)
+        else:
+            data = head[:HEAD_BYTES]
+    except (FormatError, zlib.error, zstandard.ZstdError):
+        return None
+    if len(data) < HEAD_BYTES and not whole:
+        return None  # the first MiB did not give 64 KiB: let the full scan decide
+    return head_key(job.size, data)
+
+
+def _gunzip_head(head: bytes) -> bytes:
+    """Up to HEAD_BYTES of a gzip stream (members may be concatenated, as in scan_layer)."""
+    data = b""
+    rest = head
+    while len(data) < HEAD_BYTES and rest.strip(b"\0"):
+        inflater = zlib.decompressobj(wbits=31)
+        data += inflater.decompress(rest, HEAD_BYTES - len(data))
+        if not inflater.eof:
+            break
+        rest = inflater.unused_data
+    return data[:HEAD_BYTES]
+
+
+def _worker_init() -> None:
+    """Workers leave Ctrl-C and SIGTERM to the parent, which ends them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _context() -> Any:
+    """fork when this process has one thread (cheap and safe), else spawn (the explorer's loader)."""
+    forkable = threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if forkable else "spawn")
+
+
+def scan_blobs(
+    jobs: list[BlobJob],
+    *,
+    reuse_of: Callable[[str], Reused | None] | None = None,
+    recognise: Callable[[str], Reused | None] | None = None,
+    progress: Callable[[int], None] | None = None,
+    on_blob: Callable[[str], None] | None = None,
+) -> dict[str, Outcome]:
+    """Scan (or, for known layers, hash) every blob; results by job name.
+
+    A blob whose name (`reuse_of`) or fingerprint (`recognise`) promises a known layer is hashed and
+    taken for that layer only when its digest matches; otherwise it is parsed like any other.
+    """
+    results: dict[str, Outcome] = {}
+    verify: list[tuple[BlobJob, Reused]] = []
+    parse: list[BlobJob] = []
+    for job in jobs:
+        known = reuse_of(job.name) if reuse_of is not None else None
+        if known is None and recognise is not None:
+            key = fingerprint(job)
+            known = recognise(key) if key is not None else None
+        if known is not None:
+            verify.append((job, known))
+        else:
+            parse.append(job)
+
+    def done(job: BlobJob, outcome: Outcome) -> None:
+        results[job.name] = outcome
+        if progress is not None:
+            progress(job.size)
+
+    with ThreadPoolExecutor(WORKERS, thread_name_prefix="slimscope-hash") as threads:
+        hashing: list[tuple[BlobJob, Reused, Future[str]]] = [
+            (job, known, threads.submit(_hash, job)) for job, known in verify
+        ]
+        parse.sort(key=lambda j: -j.size)
+        _parse(parse, done, on_blob)
+        for job, known, future in hashing:
+            digest = future.result()
+            if digest == known.digest:
+                scan = LayerScan(
+                    digest, job.size, known.compression, known.diff_id, known.entries, reused=True
+                )
+            elif digest == known.diff_id:
+                scan = LayerScan(digest, job.size, "none", digest, known.entries, reused=True)
+            else:  # not the layer its name or fingerprint promised: read it for what it is
+                _parse([job], done, on_blob)
+                continue
+            done(job, scan)
+    return results
+
+
+def _parse(jobs: list[BlobJob], done: Callable[[BlobJob, Outcome], None], on_blob) -> None:
+    """Parse blobs in worker processes when there is enough work for two, else here."""
+    if len(jobs) < 2 or sum(job.size for job in jobs) < PARALLEL_MIN:
+        for job in jobs:
+            if on_blob is not None:
+                on_blob(job.name)
+            done(job, _scan(job))
+        return
+    pool = _context().Pool(min(WORKERS, len(jobs)), initializer=_worker_init)
+    try:
+        pending = [(job, pool.apply_async(_scan, (job,))) for job in jobs]
+        for job, result in pending:
+            if on_blob is not None:
+                on_blob(job.name)
+            done(job, result.get())
+        pool.close()
+    finally:
+        pool.terminate()  # on Ctrl-C or an error too: no worker outlives the read
+        pool.join()
