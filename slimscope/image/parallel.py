@@ -26,8 +26,12 @@ import zstandard
 from slimscope.errors import FormatError
 from slimscope.image import blobs
 from slimscope.image.blobs import HEAD_BYTES, READ_SIZE, KnownLayer, LayerScan, detect_compression, head_key
+from slimscope.image.layer import LayerEntries
+from slimscope.image.tarstream import BLOCK_SIZE, TarStream, header_checksum_ok
 
 PARALLEL_MIN = 48 << 20  # bytes of blobs to parse before worker processes pay off
+SPLIT_MIN = 64 << 20  # an uncompressed blob this large that dominates the work is parsed in two halves
+SPLIT_SEARCH = 16 << 20  # how far past the middle to look for a member header
 WORKERS = 2
 
 
@@ -139,6 +143,73 @@ def _gunzip_head(head: bytes) -> bytes:
     return data[:HEAD_BYTES]
 
 
+def _scan_range(
+    job: BlobJob, start: int, stop_at: int | None
+) -> tuple[LayerEntries | FormatError, bool]:
+    """Parse the tar of an uncompressed blob from `start` (a member header), up to `stop_at` if that is
+    where a member header is; returns the entries and whether it stopped there. No blob digest here:
+    the caller hashes the whole blob."""
+    fd = os.open(job.path, os.O_RDONLY)
+    try:
+        read = _reader(fd, job.offset + start, job.size - start)
+        tar = TarStream(stop_at=None if stop_at is None else stop_at - start)
+        chunk = read(READ_SIZE)
+        while chunk and not tar.stopped:
+            tar.feed(chunk)
+            chunk = read(READ_SIZE)
+        tar.close()
+        return tar.entries, tar.stopped
+    except FormatError as exc:
+        return exc, False
+    finally:
+        os.close(fd)
+
+
+def split_point(job: BlobJob) -> int | None:
+    """A member header a little past the middle of an uncompressed tar blob (512-byte aligned, ustar
+    magic, valid checksum), or None. It may be a false one (a tar stored inside the layer): the first
+    half's parser only stops there if its own walk lands on it."""
+    fd = os.open(job.path, os.O_RDONLY)
+    try:
+        head = os.pread(fd, BLOCK_SIZE, job.offset)
+        if detect_compression(head) != "none" or head[257:262] != b"ustar":
+            return None
+        pos = (job.size // 2) // BLOCK_SIZE * BLOCK_SIZE
+        end = min(job.size, pos + SPLIT_SEARCH)
+        while pos < end:
+            window = os.pread(fd, min(1 << 20, end - pos), job.offset + pos)  # starts on a block boundary
+            if len(window) < BLOCK_SIZE:
+                break
+            at = window.find(b"ustar", 257)
+            while at >= 0:
+                start = at - 257
+                block = window[start : start + BLOCK_SIZE]
+                if start % BLOCK_SIZE == 0 and len(block) == BLOCK_SIZE and header_checksum_ok(block):
+                    return pos + start
+                at = window.find(b"ustar", at + 1)
+            pos += len(window)
+    except (OSError, FormatError):
+        return None
+    finally:
+        os.close(fd)
+    return None
+
+
+def _merge(first: LayerEntries, second: LayerEntries) -> LayerEntries:
+    """The members of two consecutive stretches of one tar, as one."""
+    shift = len(first.paths)
+    first.paths.extend(second.paths)
+    first.kinds.extend(second.kinds)
+    for name in ("sizes", "modes", "uids", "gids", "mtimes"):
+        getattr(first, name).extend(getattr(second, name))
+    first.digests.extend(second.digests)
+    first.links.update({i + shift: v for i, v in second.links.items()})
+    first.captured.update({i + shift: v for i, v in second.captured.items()})
+    first.problems.extend(second.problems)
+    first.size_bytes += second.size_bytes
+    return first
+
+
 def _worker_init() -> None:
     """Workers leave Ctrl-C and SIGTERM to the parent, which ends them."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -183,6 +254,7 @@ def scan_blobs(
             progress(job.size)
 
     with ThreadPoolExecutor(WORKERS, thread_name_prefix="slimscope-hash") as threads:
+        verify.sort(key=lambda pair: -pair[0].size)  # largest first: the two threads end together
         hashing: list[tuple[BlobJob, Reused, Future[str]]] = [
             (job, known, threads.submit(_hash, job)) for job, known in verify
         ]
@@ -205,15 +277,46 @@ def scan_blobs(
 
 def _parse(jobs: list[BlobJob], done: Callable[[BlobJob, Outcome], None], on_blob) -> None:
     """Parse blobs in worker processes when there is enough work for two, else here."""
-    if len(jobs) < 2 or sum(job.size for job in jobs) < PARALLEL_MIN:
+    total = sum(job.size for job in jobs)
+    big = max(jobs, key=lambda j: j.size, default=None)
+    split = None
+    if big is not None and big.size >= SPLIT_MIN and big.size * 2 > total:
+        at = split_point(big)
+        split = (big, at) if at else None
+    if split is None and (len(jobs) < 2 or total < PARALLEL_MIN):
         for job in jobs:
             if on_blob is not None:
                 on_blob(job.name)
             done(job, _scan(job))
         return
-    pool = _context().Pool(min(WORKERS, len(jobs)), initializer=_worker_init)
+    pool = _context().Pool(WORKERS, initializer=_worker_init)
     try:
-        pending = [(job, pool.apply_async(_scan, (job,))) for job in jobs]
+        halves = None
+        if split is not None:
+            job, at = split
+            halves = (
+                pool.apply_async(_scan_range, (job, 0, at)),
+                pool.apply_async(_scan_range, (job, at, None)),
+            )
+        rest = [job for job in jobs if split is None or job is not split[0]]
+        pending = [(job, pool.apply_async(_scan, (job,))) for job in rest]
+        if split is not None and halves is not None:
+            job, at = split
+            if on_blob is not None:
+                on_blob(job.name)
+            with ThreadPoolExecutor(1, thread_name_prefix="slimscope-hash") as hasher:
+                digest_future = hasher.submit(_hash, job)
+                fingerprint_key = fingerprint(job)
+                (first, stopped), (second, _) = halves[0].get(), halves[1].get()
+                digest = digest_future.result()
+            if isinstance(first, FormatError):
+                done(job, first)
+            elif not stopped:  # the first half read on to the end: it is the whole layer
+                done(job, LayerScan(digest, job.size, "none", digest, first, fingerprint_key))
+            elif isinstance(second, FormatError):  # an error past the middle: a whole read says where
+                done(job, _scan(job))
+            else:
+                done(job, LayerScan(digest, job.size, "none", digest, _merge(first, second), fingerprint_key))
         for job, result in pending:
             if on_blob is not None:
                 on_blob(job.name)

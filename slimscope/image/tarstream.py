@@ -178,8 +178,15 @@ class TarStream:
         entries: LayerEntries | None = None,
         capture: re.Pattern[bytes] | None = CAPTURE,
         capture_limit: int = CAPTURE_LIMIT,
+        stop_at: int | None = None,
     ) -> None:
         self.entries = entries if entries is not None else LayerEntries()
+        # With stop_at, parsing ends at the member header found at that offset of the stream (when no
+        # extended header is pending for it): another parser reads on from there. If the stream has
+        # no header there (the offset lies inside a member), parsing goes on to the end.
+        self.stop_at = stop_at
+        self.stopped = False
+        self._fed = 0  # bytes fed before the current chunk
         self._capture = capture
         self._capture_limit = capture_limit
         self._keep: bytearray | None = None  # contents of the current member, when captured
@@ -204,6 +211,8 @@ class TarStream:
         view = memoryview(data)
         size = len(view)
         pos = 0
+        base = self._fed
+        self._fed += size
         while pos < size:
             left = self._data_left
             if left:
@@ -256,7 +265,22 @@ class TarStream:
                 if not self._sparse_blocks:
                     self._start_data()
                 continue
+            if self.stop_at is not None and base + pos - BLOCK_SIZE >= self.stop_at:
+                if base + pos - BLOCK_SIZE == self.stop_at and self._clean():
+                    self.stopped = self.ended = True
+                    return
+                self.stop_at = None  # no header where the other parser started: read on to the end
             self._header(block)
+
+    def _clean(self) -> bool:
+        """No extended or global header is pending or in force: a parser starting here reads the same."""
+        return (
+            self._ext is None
+            and not self._pax
+            and not self._pax_global
+            and self._long_name is None
+            and self._long_link is None
+        )
 
     def close(self) -> None:
         """Check that the stream did not stop inside a member."""

@@ -77,3 +77,90 @@ def test_a_truncated_archive_is_reported_before_any_worker_starts(tmp_path: Path
     target.write_bytes(data[: len(data) // 2])
     with pytest.raises(FormatError, match=r"^the archive is truncated"):
         load_image(str(target))
+
+
+# -- one big uncompressed layer parsed in two halves -------------------------------------------------
+@pytest.fixture
+def halves(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Split every uncompressed layer; records how many layers were stitched from two halves."""
+    monkeypatch.setattr(parallel, "PARALLEL_MIN", 0)
+    monkeypatch.setattr(parallel, "SPLIT_MIN", 0)
+    merged: list[int] = []
+    real = parallel._merge
+
+    def counting(first, second):
+        merged.append(len(first.paths) + len(second.paths))
+        return real(first, second)
+
+    monkeypatch.setattr(parallel, "_merge", counting)
+    return merged
+
+
+def _files(n: int, size: int = 700) -> list[synth.Entry]:
+    return [synth.file(f"data/f{i:04d}.bin", bytes([i % 251]) * size) for i in range(n)]
+
+
+def _one_layer(tmp_path: Path, entries: list[synth.Entry], **kw) -> str:
+    layer = synth.Layer(synth.with_parents(entries), compression="none", **kw)
+    return _write(tmp_path, "docker-legacy", synth.Image([layer]))
+
+
+def _member_offsets(tar: bytes) -> list[int]:
+    """Offsets of the member headers of an uncompressed tar (ustar/pax, as synth writes them)."""
+    offsets, pos = [], 0
+    while pos + 512 <= len(tar) and tar[pos : pos + 512] != bytes(512):
+        offsets.append(pos)
+        size = int(tar[pos + 124 : pos + 136].split(b"\0")[0] or b"0", 8)
+        pos += 512 + (size + 511) // 512 * 512
+    return offsets
+
+
+def test_a_big_layer_parsed_in_halves_is_the_whole_layer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, halves: list[int]
+) -> None:
+    target = _one_layer(tmp_path, _files(400))
+    doc = document(analyze(load_image(target)))
+    assert halves == [401]  # data/, data/f0000.bin ... data/f0399.bin
+    assert doc == _streamed(monkeypatch, target)
+    assert doc["layers"][0]["entries"] == 401
+    assert multiprocessing.active_children() == []
+
+
+def test_a_tar_inside_a_file_does_not_fool_the_split(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, halves: list[int]
+) -> None:
+    inner = synth.layer_tar(_files(300, 100))  # a file whose bytes are a tar, lying across the middle
+    target = _one_layer(tmp_path, [*_files(20), synth.file("data/inner.tar", inner), *_files(5)])
+    doc = document(analyze(load_image(target)))
+    assert halves == []  # the first half's walk stepped over the false header: it read on to the end
+    assert doc == _streamed(monkeypatch, target)
+    assert doc["filesystem"]["files"] == 21
+
+
+def test_a_global_pax_header_keeps_the_layer_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, halves: list[int]
+) -> None:
+    target = _one_layer(tmp_path, [synth.pax_global({"uid": "4242"}), *_files(400)])
+    doc = document(analyze(load_image(target)))
+    assert halves == []  # the second half would not know the global uid
+    assert doc == _streamed(monkeypatch, target)
+
+
+def test_an_error_past_the_middle_is_reported_as_by_a_whole_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, halves: list[int]
+) -> None:
+    tar = bytearray(synth.layer_tar(synth.with_parents(_files(400))))
+    offsets = _member_offsets(bytes(tar))
+    broken = offsets[len(offsets) * 3 // 4]
+    tar[broken + 257 : broken + 263] = b"xxxxxx"  # no ustar magic, so the (now wrong) checksum counts
+    tar[broken + 148 : broken + 156] = b"0000000\0"
+    layer = synth.Layer([], compression="none", raw=bytes(tar))
+    target = _write(tmp_path, "docker-legacy", synth.Image([layer]))
+    with pytest.raises(FormatError) as split_error:
+        load_image(target)
+    with monkeypatch.context() as m:
+        m.setattr(sources, "_regular_file", lambda handle: False)
+        with pytest.raises(FormatError) as streamed_error:
+            load_image(target)
+    assert str(split_error.value) == str(streamed_error.value)
+    assert "corrupt tar header after member" in str(split_error.value)
