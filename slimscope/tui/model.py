@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import re
 import stat
+from array import array
 from bisect import bisect_left
-from collections.abc import Container, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any
 
 from slimscope.analysis.core import Analysis
@@ -209,11 +211,9 @@ class FsSource(TreeSource):
                     )
                 )
         for name, count, size in self._removals.get(path, ()):
-            rows.append(
-                Row(
-                    name, path + b"/" + name if path else name, count > 1, WHITEOUT, size, count, MARK_DELETED
-                )
-            )
+            child_path = path + b"/" + name if path else name
+            if allowed is None or child_path in allowed:
+                rows.append(Row(name, child_path, count > 1, WHITEOUT, size, count, MARK_DELETED))
         return rows
 
     def _mark(self, ref: int) -> str:
@@ -312,36 +312,196 @@ def arrange(rows: Iterable[Row], filters: Filters, allowed: set[bytes] | None = 
 class Searcher:
     """Search over a fixed list of paths, fast while typing.
 
-    Lower-cased paths are made once; a substring query that extends the previous one only looks at
-    the previous hits (typing narrows, it never widens).
+    The sorted paths are joined once into a buffer (lower-cased, NUL between paths: a tar name cannot
+    hold a NUL), with the running total of their lengths. A substring query is then answered from that
+    buffer by `bytes.find`, in C, for just the rows the tree asks about: a row is shown when its own
+    path, or the block of its descendants' paths (sorting keeps a folder's subtree together), holds
+    the needle. A key press does no Python work per path and needs no list of the previous query's
+    hits; the number of matching paths is one regex scan of the buffer, made when asked for. A regex
+    that is a plain literal is searched as a substring. Any other regex is run the same way over the
+    paths joined by newlines when it can neither match nor look at a newline (then a path matches
+    alone exactly when it matches in the buffer, `^` and `$` being line anchors), else on every path.
+    The last few queries' matches are kept, so deleting a character gives them back at once.
     """
+
+    KEEP = 8  # queries whose matches are kept
 
     def __init__(self, paths: list[bytes]) -> None:
         self.paths = sorted(paths)  # hits come out sorted, which PathMatches relies on
-        self._lower: list[bytes] | None = None
-        self._last: tuple[bytes, list[int]] | None = None
+        self._lower: bytes | None = None  # NUL-joined, lower-cased; None when a path holds a NUL
+        self._lines: bytes | None = None  # a newline after each path; None when a path holds a newline
+        self._before: array[int] | None = None  # bytes of the paths before path i (separators not counted)
+        self._warm = self._warm_l = False  # whether _lower, _lines were made
+        self._kept: dict[tuple[bytes, bool], PathMatches] = {}
 
     def warm(self) -> None:
-        """Make the lower-cased copy now (the loader does this, off the UI thread)."""
-        if self._lower is None:
-            self._lower = [p.lower() for p in self.paths]
+        """Make both buffers now (the loader does this, off the UI thread); else each on first use."""
+        self._warm_lower()
+        self._warm_lines()
+
+    def _warm_lower(self) -> None:
+        if self._before is None:
+            self._before = array("q", accumulate(map(len, self.paths), initial=0))
+        if not self._warm:
+            self._warm = True
+            lower = b"\0".join(self.paths)
+            if lower.count(b"\0") == max(0, len(self.paths) - 1):
+                self._lower = lower.lower()  # bytes.lower maps each byte: this joins the lowered paths
+
+    def _warm_lines(self) -> None:
+        if self._before is None:
+            self._before = array("q", accumulate(map(len, self.paths), initial=0))
+        if not self._warm_l:
+            self._warm_l = True
+            lines = b"\n".join(self.paths) + b"\n" if self.paths else b""
+            if lines.count(b"\n") == len(self.paths):
+                self._lines = lines
+
+    def matches(self, query: str, regex: bool = False) -> PathMatches:
+        """Paths matching a case-insensitive substring, or a regex (re.error for a bad one)."""
+        raw = query.encode("utf-8", "surrogateescape")
+        if regex:
+            pattern = re.compile(raw, re.IGNORECASE)  # compiled first: a bad regex raises, even if kept
+            regex = re.escape(raw) != raw  # a plain literal is a substring
+        key = (raw if regex else raw.lower(), regex)
+        found = self._kept.pop(key, None)
+        if found is None:
+            found = self._regex(raw, pattern) if regex else self._substring(key[0])
+            if len(self._kept) >= self.KEEP:
+                del self._kept[next(iter(self._kept))]
+        self._kept[key] = found  # most recent last
+        return found
+
+    def _substring(self, needle: bytes) -> PathMatches:
+        self._warm_lower()
+        blob = self._lower
+        if blob is None or b"\0" in needle or not needle:
+            return PathMatches([p for p in self.paths if needle in p.lower()])
+
+        def holds(start: int, end: int) -> bool:
+            return blob.find(needle, start, end) >= 0
+
+        # after the needle, [^\0]* runs to the end of its path: one match per matching path
+        return _BufferMatches(self, blob, b"\0", holds, re.compile(re.escape(needle) + rb"[^\0]*()"))
+
+    def _regex(self, raw: bytes, pattern: re.Pattern[bytes]) -> PathMatches:
+        self._warm_lines()
+        blob = self._lines
+        if blob is not None and _newline_blind(raw):
+            try:
+                in_lines = re.compile(raw, re.IGNORECASE | re.MULTILINE)
+                # one match per matching path: the rest of its line and its newline are taken with it
+                # (never an empty match, so none after the last newline)
+                per_line = re.compile(b"(?:" + raw + rb")[^\n]*\n", re.IGNORECASE | re.MULTILINE)
+            except re.error:
+                pass
+            else:
+
+                def holds(start: int, end: int) -> bool:
+                    return in_lines.search(blob, start, end) is not None
+
+                return _BufferMatches(self, blob, b"\n", holds, per_line)
+        return PathMatches(list(filter(pattern.search, self.paths)))
 
     def hits(self, query: str, regex: bool = False) -> list[bytes]:
-        """The paths matching a case-insensitive substring, or a regex."""
-        if regex:
-            pattern = re.compile(query.encode("utf-8", "surrogateescape"), re.IGNORECASE)
-            return [p for p in self.paths if pattern.search(p)]
-        needle = query.encode("utf-8", "surrogateescape").lower()
-        self.warm()
-        lower = self._lower
-        assert lower is not None
-        if self._last is not None and needle.startswith(self._last[0]):
-            found = [i for i in self._last[1] if needle in lower[i]]
+        """The matching paths themselves (sorted), without the folders above them."""
+        return self.matches(query, regex).hits
+
+    def forget(self) -> None:
+        """Drop the kept matches (the benchmark types each query afresh)."""
+        self._kept.clear()
+
+
+def _newline_blind(raw: bytes) -> bool:
+    """Whether a regex can neither match a newline nor tell one from the start or end of the string.
+
+    Then, over paths without newlines joined by newlines (and with ^ and $ as line anchors), the regex
+    matches inside a path's line exactly when it matches the path alone: nothing it matches can cross
+    into the next line, and what it looks at around a line (lookarounds, \\b) sees a newline where
+    the path alone has its start or end, which it treats alike. Conservative: anything unexpected in
+    the parsed pattern (an internal of the re module) means no.
+    """
+    try:
+        from re import _constants as sre  # type: ignore[attr-defined]
+        from re import _parser as parser
+    except ImportError:  # Python 3.10
+        import sre_constants as sre  # type: ignore[no-redef]
+        import sre_parse as parser  # type: ignore[no-redef]
+    try:
+        parsed = parser.parse(raw, re.IGNORECASE)
+        if parsed.state.flags & (sre.SRE_FLAG_DOTALL | sre.SRE_FLAG_VERBOSE):
+            return False
+        return _blind(list(parsed), False, sre)
+    except Exception:
+        return False
+
+
+def _blind(items: list[Any], dotall: bool, sre: Any) -> bool:
+    repeats = {sre.MAX_REPEAT, sre.MIN_REPEAT, getattr(sre, "POSSESSIVE_REPEAT", sre.MAX_REPEAT)}
+    for op, av in items:
+        if op is sre.LITERAL:
+            if av == 10:
+                return False
+        elif op is sre.NOT_LITERAL:
+            if av != 10:
+                return False
+        elif op is sre.ANY:
+            if dotall:
+                return False
+        elif op is sre.IN:
+            if _set_has_newline(av, sre):
+                return False
+        elif op in repeats:
+            if not _blind(list(av[2]), dotall, sre):
+                return False
+        elif op is sre.SUBPATTERN:
+            _, add, remove, sub = av
+            if not _blind(
+                list(sub),
+                (dotall or bool(add & sre.SRE_FLAG_DOTALL)) and not remove & sre.SRE_FLAG_DOTALL,
+                sre,
+            ):
+                return False
+        elif op is sre.BRANCH:
+            if not all(_blind(list(branch), dotall, sre) for branch in av[1]):
+                return False
+        elif op in (sre.ASSERT, sre.ASSERT_NOT):
+            if not _blind(list(av[1]), dotall, sre):
+                return False
+        elif op is getattr(sre, "ATOMIC_GROUP", None):
+            if not _blind(list(av), dotall, sre):
+                return False
+        elif op is sre.GROUPREF_EXISTS:
+            _, yes, no = av
+            if not _blind(list(yes), dotall, sre) or (no is not None and not _blind(list(no), dotall, sre)):
+                return False
+        elif op is sre.AT:
+            if av not in (sre.AT_BEGINNING, sre.AT_END, sre.AT_BOUNDARY, sre.AT_NON_BOUNDARY):
+                return False  # \A and \Z tell a line from the whole buffer
+        elif op is not sre.GROUPREF:  # a back reference matches what a checked group matched
+            return False
+    return True
+
+
+def _set_has_newline(items: list[Any], sre: Any) -> bool:
+    """Whether a [...] set (as parsed) admits a newline; True when unsure."""
+    negate = hit = False
+    without = {sre.CATEGORY_DIGIT, sre.CATEGORY_NOT_SPACE, sre.CATEGORY_WORD, sre.CATEGORY_NOT_LINEBREAK}
+    within = {sre.CATEGORY_NOT_DIGIT, sre.CATEGORY_SPACE, sre.CATEGORY_NOT_WORD, sre.CATEGORY_LINEBREAK}
+    for op, av in items:
+        if op is sre.NEGATE:
+            negate = True
+        elif op is sre.LITERAL:
+            hit = hit or av == 10
+        elif op is sre.RANGE:
+            hit = hit or av[0] <= 10 <= av[1]
+        elif op is sre.CATEGORY and av in without:
+            pass
+        elif op is sre.CATEGORY and av in within:
+            hit = True
         else:
-            found = [i for i, p in enumerate(lower) if needle in p]
-        self._last = (needle, found)
-        paths = self.paths
-        return [paths[i] for i in found]
+            return True
+    return hit != negate
 
 
 class PathMatches:
@@ -367,6 +527,70 @@ class PathMatches:
         return j < len(hits) and hits[j].startswith(prefix)
 
 
+class _BufferMatches(PathMatches):
+    """The PathMatches of a query answered from one of a Searcher's buffers: `holds(start, end)` says
+    whether a match lies in blob[start:end], and `per_line` matches once per matching path. The list
+    of hits is made only when asked for (the tree never needs it)."""
+
+    def __init__(
+        self,
+        searcher: Searcher,
+        blob: bytes,
+        separator: bytes,
+        holds: Callable[[int, int], bool],
+        per_line: re.Pattern[bytes],
+    ) -> None:
+        assert searcher._before is not None
+        self._paths = searcher.paths
+        self._before = searcher._before
+        self._blob = blob
+        self._separator = separator
+        self._holds = holds
+        self._per_line = per_line
+        self._count: int | None = None
+        self._hits: list[bytes] | None = None
+
+    @property  # type: ignore[override]
+    def hits(self) -> list[bytes]:
+        """The matching paths, sorted."""
+        if self._hits is None:
+            paths, blob, separator = self._paths, self._blob, self._separator
+            hits: list[bytes] = []
+            line = offset = 0
+            if paths:
+                for match in self._per_line.finditer(blob):
+                    line += blob.count(separator, offset, match.start())
+                    offset = match.start()
+                    hits.append(paths[line])
+            self._hits = hits
+        return self._hits
+
+    def __len__(self) -> int:
+        if self._count is None:
+            if self._hits is not None or not self._paths:
+                self._count = len(self.hits)
+            else:  # as in hits, one match per matching path, without building the list
+                self._count = len(self._per_line.findall(self._blob))
+        return self._count
+
+    def __bool__(self) -> bool:
+        n = len(self._paths)
+        return n > 0 and self._holds(0, self._before[n] + n - 1)  # up to the end of the last path
+
+    def __contains__(self, path: object) -> bool:
+        if not isinstance(path, bytes):
+            return False
+        paths, before, holds = self._paths, self._before, self._holds
+        # Paths i..k-1 are blob[before[i] + i : before[k] + k - 1], the separators between them
+        # included. A match never holds a separator, so a block only matches inside one of its paths.
+        i = bisect_left(paths, path)
+        if i < len(paths) and paths[i] == path and holds(before[i] + i, before[i + 1] + i):
+            return True
+        j = bisect_left(paths, path + b"/", i)  # the paths below: from path/ up to path0 ('0' follows '/')
+        k = bisect_left(paths, path + b"0", j)
+        return j < k and holds(before[j] + j, before[k] + k - 1)
+
+
 def search(paths: list[bytes] | Searcher, query: str, regex: bool = False) -> PathMatches | None:
     """Paths matching a substring (case-insensitive) or a regex; folders above them count as matching.
 
@@ -375,7 +599,7 @@ def search(paths: list[bytes] | Searcher, query: str, regex: bool = False) -> Pa
     if not query:
         return None
     searcher = paths if isinstance(paths, Searcher) else Searcher(paths)
-    return PathMatches(searcher.hits(query, regex))
+    return searcher.matches(query, regex)
 
 
 class PathIndex:

@@ -313,19 +313,44 @@ class FileTree(_FolderKeys):
         if self.source is None:
             return
         if rows is None:
-            rows = arrange(self.source.children(path, self.allowed), self.filters, self.allowed)
-        for row in rows[start : start + CHUNK]:
-            label = self.label_for(row)
-            if row.is_dir:
-                node.add(label, data=("row", row, False), allow_expand=True)
-            else:
-                node.add_leaf(label, data=("row", row, True))
-        rest = len(rows) - start - CHUNK
-        if rest > 0:
-            node.add_leaf(
-                Text(f"… {rest:,} more (enter to show the next {min(rest, CHUNK)})", style="italic dim"),
-                data=("more", path, start + CHUNK, rows),
-            )
+            # children() already keeps only allowed rows: arrange need not ask the search again
+            rows = arrange(self.source.children(path, self.allowed), self.filters)
+        # Tree invalidates its caches and asks for a layout on every added node: once is enough
+        self._batching = True
+        try:
+            for row in rows[start : start + CHUNK]:
+                label = self.label_for(row)
+                if row.is_dir:
+                    node.add(label, data=("row", row, False), allow_expand=True)
+                else:
+                    node.add_leaf(label, data=("row", row, True))
+            rest = len(rows) - start - CHUNK
+            if rest > 0:
+                node.add_leaf(
+                    Text(f"… {rest:,} more (enter to show the next {min(rest, CHUNK)})", style="italic dim"),
+                    data=("more", path, start + CHUNK, rows),
+                )
+        finally:
+            self._batching = False
+            if self._invalidated:
+                self._invalidated = False
+                self._invalidate()
+
+    _batching = False
+    _invalidated = False
+
+    def _invalidate(self) -> None:
+        # Tree's own cache invalidation (a private hook), deferred to the end of a _fill
+        if self._batching:
+            self._invalidated = True
+        else:
+            super()._invalidate()
+
+    def process_label(self, label: str | Text) -> Text:
+        """Our labels are one line of Text already: skip Tree's split into lines (a copy per node)."""
+        if isinstance(label, Text) and "\n" not in label.plain:
+            return label
+        return super().process_label(label)
 
     @staticmethod
     def label_for(row: Row) -> Text:

@@ -461,6 +461,64 @@ async def test_search_filters_the_tree(explorer_analysis: Analysis, make_app: Ma
         assert filterline(pilot) == "filesystem as of layer 4 · sorted by size"
 
 
+GCC_ROWS = [
+    "/usr",
+    "/usr/lib",
+    "/usr/lib/gcc",
+    "/usr/lib/gcc/x86_64-linux-gnu",
+    "/usr/lib/gcc/x86_64-linux-gnu/12",
+    "/usr/lib/gcc/x86_64-linux-gnu/12/cc1",
+    "/usr/bin",
+    "/usr/bin/gcc-12",
+    "/var",
+    "/var/lib",
+    "/var/lib/dpkg",
+    "/var/lib/dpkg/info",
+    "/var/lib/dpkg/info/gcc-12:amd64.list",
+]
+
+
+async def test_search_narrows_and_widens_back(explorer_analysis: Analysis, make_app: MakeApp) -> None:
+    """Typing more narrows the tree; deleting characters gives back exactly the wider result."""
+    async with make_app(explorer_analysis).run_test(size=SIZE, notifications=True) as pilot:
+        tree = tree_of(pilot)
+
+        async def typed(*keys: str) -> list[str]:
+            await pilot.press(*keys)
+            await pilot.pause(0.3)
+            await settle(pilot)
+            return tree_rows(tree)
+
+        assert await typed("slash", *"GCC") == GCC_ROWS  # case does not matter
+        assert filterline(pilot).endswith("· 6 matching paths (esc clears)")
+        assert await typed(*"-12:") == [
+            "/var",
+            "/var/lib",
+            "/var/lib/dpkg",
+            "/var/lib/dpkg/info",
+            "/var/lib/dpkg/info/gcc-12:amd64.list",
+        ]
+        assert filterline(pilot).endswith("· 1 matching paths (esc clears)")
+        assert await typed("backspace") == [
+            "/usr",
+            "/usr/bin",
+            "/usr/bin/gcc-12",
+            "/var",
+            "/var/lib",
+            "/var/lib/dpkg",
+            "/var/lib/dpkg/info",
+            "/var/lib/dpkg/info/gcc-12:amd64.list",
+        ]
+        assert filterline(pilot).endswith("· 2 matching paths (esc clears)")
+        assert await typed("backspace", "backspace", "backspace") == GCC_ROWS
+        assert filterline(pilot).endswith("· 6 matching paths (esc clears)")
+        assert await typed(*"z") == []
+        assert filterline(pilot).endswith("· 0 matching paths (esc clears)")
+        assert await typed("backspace") == GCC_ROWS
+        assert await typed("backspace", "backspace", "backspace") == TOP  # an empty box shows everything
+        assert filterline(pilot) == "filesystem as of layer 4 · sorted by size"
+
+
 async def test_search_keys_are_typed_not_bound(explorer_analysis: Analysis, make_app: MakeApp) -> None:
     """Letters that are bindings elsewhere (q, a, x, s) go into the search box."""
     async with make_app(explorer_analysis).run_test(size=SIZE, notifications=True) as pilot:
