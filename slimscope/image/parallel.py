@@ -10,16 +10,14 @@ starting workers costs more than it saves below PARALLEL_MIN bytes.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import threading
 import zlib
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from hashlib import sha256
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import zstandard
 
@@ -28,6 +26,9 @@ from slimscope.image import blobs
 from slimscope.image.blobs import HEAD_BYTES, READ_SIZE, KnownLayer, LayerScan, detect_compression, head_key
 from slimscope.image.layer import LayerEntries
 from slimscope.image.tarstream import BLOCK_SIZE, TarStream, header_checksum_ok
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 PARALLEL_MIN = 48 << 20  # bytes of blobs to parse before worker processes pay off
 SPLIT_MIN = 64 << 20  # an uncompressed blob this large that dominates the work is parsed in two halves
@@ -218,6 +219,8 @@ def _worker_init() -> None:
 
 def _context() -> Any:
     """fork when this process has one thread (cheap and safe), else spawn (the explorer's loader)."""
+    import multiprocessing
+
     forkable = threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("fork" if forkable else "spawn")
 
@@ -253,12 +256,17 @@ def scan_blobs(
         if progress is not None:
             progress(job.size)
 
+    parse.sort(key=lambda j: -j.size)
+    if not verify:
+        _parse(parse, done, on_blob)
+        return results
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(WORKERS, thread_name_prefix="slimscope-hash") as threads:
         verify.sort(key=lambda pair: -pair[0].size)  # largest first: the two threads end together
         hashing: list[tuple[BlobJob, Reused, Future[str]]] = [
             (job, known, threads.submit(_hash, job)) for job, known in verify
         ]
-        parse.sort(key=lambda j: -j.size)
         _parse(parse, done, on_blob)
         for job, known, future in hashing:
             digest = future.result()
@@ -304,6 +312,8 @@ def _parse(jobs: list[BlobJob], done: Callable[[BlobJob, Outcome], None], on_blo
             job, at = split
             if on_blob is not None:
                 on_blob(job.name)
+            from concurrent.futures import ThreadPoolExecutor
+
             with ThreadPoolExecutor(1, thread_name_prefix="slimscope-hash") as hasher:
                 digest_future = hasher.submit(_hash, job)
                 fingerprint_key = fingerprint(job)
