@@ -24,6 +24,14 @@ IMAGE may be:
   oci-archive:PATH[:TAG]                     an OCI image layout in a tar archive
   oci:DIR[:TAG] or DIR                       an OCI image layout directory
 
+more commands (each has --help):
+  slimscope diff OLD NEW      what changed between two images
+  slimscope suggest IMAGE     a multi-stage Dockerfile that ships only what the image runs
+  slimscope cache [clear]     where the layer cache is and what it holds, or empty it
+
+layer cache: ~/.cache/slimscope (XDG_CACHE_HOME, or SLIMSCOPE_CACHE_DIR); SLIMSCOPE_CACHE_SIZE bounds it
+(default 2GiB, 0 turns it off); --no-cache skips it for one run
+
 exit codes: 0 ok, 2 bad input or environment (one line on stderr), 130 interrupted
 """
 
@@ -108,7 +116,11 @@ def demo_image_path() -> str:
     return str(resources.files("slimscope").joinpath("data/demo-image.tar"))
 
 
-SUBCOMMANDS = {"diff": "slimscope.commands.diff", "suggest": "slimscope.commands.suggest"}
+SUBCOMMANDS = {
+    "diff": "slimscope.commands.diff",
+    "suggest": "slimscope.commands.suggest",
+    "cache": "slimscope.commands.cache",
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -201,3 +201,21 @@ def test_an_unwritable_cache_does_not_fail_the_run(tmp_path: Path) -> None:
     cache = LayerCache(blocker / "cache")
     assert _doc(target, cache) == _doc(target, None)
     assert cache.stored == 0
+
+
+def test_cache_command_reports_and_clears(tmp_path: Path) -> None:
+    target = _write(tmp_path, "docker-legacy", synth.Image(synth.sample_layers("none")))
+    env = {**os.environ, "SLIMSCOPE_CACHE_DIR": str(tmp_path / "c")}
+    slimscope = [sys.executable, "-m", "slimscope"]
+    subprocess.run([*slimscope, target, "--json", "/dev/null"], env=env, check=True, capture_output=True)
+    size = sum(p.stat().st_size for p in (tmp_path / "c").rglob("*") if p.is_file())
+    info = subprocess.run([*slimscope, "cache"], env=env, capture_output=True, text=True)
+    assert info.returncode == 0
+    lines = info.stdout.splitlines()
+    assert lines[0] == f"layer cache: {tmp_path / 'c'}"
+    assert lines[1].startswith("  4 layers, 0 engine images, ")
+    assert lines[1].endswith(" (bound 2.0 GiB)")
+    cleared = subprocess.run([*slimscope, "cache", "clear"], env=env, capture_output=True, text=True)
+    assert cleared.returncode == 0
+    assert cleared.stdout.startswith("removed ")
+    assert size > 0 and not [p for p in (tmp_path / "c").rglob("*") if p.is_file()]

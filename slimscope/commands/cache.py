@@ -1,0 +1,48 @@
+"""`slimscope cache [info|clear]`: where the layer cache is, what it holds, and emptying it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from slimscope import __version__
+
+EXIT_OK = 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for `slimscope cache`."""
+    parser = argparse.ArgumentParser(
+        prog="slimscope cache",
+        description="Show or empty the layer cache (SLIMSCOPE_CACHE_DIR, SLIMSCOPE_CACHE_SIZE).",
+    )
+    parser.add_argument(
+        "action", nargs="?", choices=("info", "clear"), default="info", help="info (default) or clear"
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    parser.add_argument("--version", action="version", version=f"slimscope {__version__}")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the cache's location and contents, or empty it."""
+    import humanize
+
+    from slimscope.cache import LayerCache
+    from slimscope.sanitize import visible
+
+    cache = LayerCache()
+    if args.action == "clear":
+        freed = cache.clear()
+        print(f"removed {humanize.naturalsize(freed)} from {visible(str(cache.root))}")
+        return EXIT_OK
+    files = cache.entries()
+    layers = [row for row in files if row[0].parent == cache.layers_dir]
+    images = [row for row in files if row[0].parent == cache.images_dir]
+    total = sum(size for _, size, _ in files)
+    bound = "off" if cache.max_bytes <= 0 else humanize.naturalsize(cache.max_bytes, binary=True)
+    out = sys.stdout
+    out.write(f"layer cache: {visible(str(cache.root))}\n")
+    out.write(f"  {len(layers)} layers, {len(images)} engine images, {humanize.naturalsize(total)}")
+    out.write(f" (bound {bound})\n")
+    return EXIT_OK
