@@ -5,6 +5,10 @@ that encodes (layer, member index), so 200k files cost 200k dict slots and ints,
 Whiteouts follow the OCI image spec: `.wh.NAME` removes NAME (file or whole directory) from lower
 layers; `DIR/.wh..wh..opq` hides every lower child of DIR; both apply before the layer's own
 members, so a layer may delete and recreate a path.
+
+`problems` are plain text: names in them are the raw names (bytes that are not UTF-8 kept as lone
+surrogates, as `os.fsdecode` does), never pre-escaped; views escape them once, on output
+(`slimscope.sanitize.visible` for the terminal, `sanitize.json_text` for JSON).
 """
 
 from __future__ import annotations
@@ -40,6 +44,11 @@ RESTORED = 1  # a later member stored the same content again (chmod, chown, touc
 DELETED = 2  # a whiteout removed it (or a directory above it)
 OPAQUE_HIDDEN = 3  # an opaque directory hid it
 HIDDEN_NAMES = ("overwritten", "stored again", "deleted", "hidden by opaque directory")
+
+MAX_LINK_HOPS = 40  # symlinks followed in one lookup before the kernel says ELOOP (MAXSYMLINKS)
+MAX_LINK_TARGET = 4095  # longest symlink target Linux stores (PATH_MAX - 1); longer never resolves
+LINK_CHECK_BUDGET = 1 << 20  # path components the symlink checks may walk in all (hostile images)
+MAX_PROBLEMS_PER_KIND = 100  # then one "... and N more" line
 
 CHANGE_NAMES = {
     ADDED: "added",
@@ -118,9 +127,18 @@ class Filesystem:
         # ref -> (layer << 2 | reason) for members that a later layer replaced or removed
         self.hidden_by: dict[int, int] = {}
         self.changes: list[LayerChanges] = []
-        self.problems: list[str] = []
+        self._problems: list[str] = []
+        self._links_checked = False
         for index in range(len(self.layers)):
             self._apply(index)
+
+    @property
+    def problems(self) -> list[str]:
+        """Oddities of the merge (not fatal), as plain text; the symlink checks run on first use."""
+        if not self._links_checked:
+            self._links_checked = True
+            self._check_symlinks()
+        return self._problems
 
     # -- lookups ---------------------------------------------------------------------------------
     def entry(self, ref: int) -> Entry:
@@ -176,6 +194,78 @@ class Filesystem:
             resolved.append(name)
             node = child
         return b"/".join(resolved), node
+
+    def _link_levels(self, path: bytes, budget: list[int]) -> int:
+        """How many symlinks looking up `path` follows, as the kernel does (MAX_LINK_HOPS + 1: ELOOP).
+
+        Missing paths and non-directories on the way end the walk (the count so far). Each path
+        component walked takes one from `budget[0]`; below zero the walk stops early.
+        """
+        layers = self.layers
+        parts = [p for p in reversed(path.split(b"/")) if p and p != b"."]
+        nodes = [self.root]  # the directories walked into, the current one last (for "..")
+        hops = 0
+        while parts:
+            budget[0] -= 1
+            if budget[0] < 0:
+                break
+            name = parts.pop()
+            if name == b"..":
+                if len(nodes) > 1:
+                    nodes.pop()
+                continue
+            child = nodes[-1].children.get(name)
+            if child is None:
+                break
+            if type(child) is Dir:
+                nodes.append(child)
+                continue
+            entries = layers[child >> SHIFT]
+            index = child & MASK
+            if entries.kinds[index] != SYMLINK:
+                break
+            hops += 1
+            if hops > MAX_LINK_HOPS:
+                break
+            target = entries.links.get(index, b"")
+            if len(target) > MAX_LINK_TARGET:
+                break
+            if target.startswith(b"/"):
+                del nodes[1:]
+            parts.extend(p for p in reversed(target.split(b"/")) if p and p != b".")
+        return hops
+
+    def _plain_target(self, folder: bytes, target: bytes) -> int | Dir | bool | None:
+        """The node a link target in `folder` names through real directories only (None: nothing).
+
+        False when that cheap lookup cannot tell (a '..' after a name, or a symlink or a missing
+        folder on the way): leading '..' climb the link's own folders, which are real directories.
+        """
+        if target[:1] == b"/":
+            folder = b""
+            target = target.lstrip(b"/")
+        while target[:3] == b"../":
+            folder = folder.rpartition(b"/")[0]
+            target = target[3:]
+        if target and b"//" not in target and b"/." not in b"/" + target and target[-1:] != b"/":
+            path = folder + b"/" + target if folder else target  # the usual target: plain names
+            parent_path, _, name = path.rpartition(b"/")
+            parent = self._dirs.get(parent_path)
+            return False if parent is None else parent.children.get(name)
+        parts = [p for p in target.split(b"/") if p and p != b"."]
+        ups = 0
+        while ups < len(parts) and parts[ups] == b"..":
+            folder = folder.rpartition(b"/")[0]
+            ups += 1
+        if ups == len(parts):
+            return self._dirs.get(folder, self.root)  # a folder of the link itself, or the root
+        if b".." in parts[ups:]:
+            return False
+        inner = b"/".join(parts[ups:-1])
+        parent = self._dirs.get(folder + b"/" + inner if folder and inner else folder or inner)
+        if parent is None:
+            return False
+        return parent.children.get(parts[-1])
 
     def data_ref(self, ref: int) -> int:
         """The ref of the regular file holding a member's bytes (itself, or a hard link's target)."""
@@ -244,7 +334,7 @@ class Filesystem:
                 if kind == DIR:
                     codes[index] = self._relist_dir(self.root, ref, changes, index)
                 else:
-                    self.problems.append(f"layer {layer}: a non-directory member names the root")
+                    self._problems.append(f"layer {layer}: a non-directory member names the root")
                     codes[index] = IGNORED
                 continue
             parent_path, _, name = path.rpartition(b"/")
@@ -288,6 +378,109 @@ class Filesystem:
                 self.hidden_by[old] = layer << 2 | OVERWRITTEN
             parent.children[name] = ref
 
+    def _check_symlinks(self) -> None:
+        """Report visible symlinks whose target climbs above the image root, and symlink loops.
+
+        Absolute targets are fine (they resolve from the image root). A relative target climbs out
+        when, read from the link's folder, its '..' go above / (unpacked on a host, it names a host
+        file). A loop is a link whose lookup follows more than 40 links (the kernel's ELOOP).
+        Cheap: most targets are one dict lookup (`_plain_target`); a target that is itself a symlink
+        takes that link's memoized count; only the rest are walked (`_link_levels`), within
+        LINK_CHECK_BUDGET path components in all. Measured: 47 ms for 20,000 links in a 220,000-member
+        image (the merge itself: 100 ms), 1.1 s for 100,000 hostile links that exhaust the budget.
+        It runs when `problems` is first read, so views that never show problems do not pay.
+        """
+        outside: list[str] = []
+        loops: list[str] = []
+        budget = [LINK_CHECK_BUDGET]
+        levels: dict[int, int] = {}  # symlink ref -> links its lookup follows (> MAX_LINK_HOPS: a loop)
+        for layer, entries in enumerate(self.layers):
+            kinds = entries.kinds
+            index = kinds.find(SYMLINK)
+            if index < 0:
+                continue
+            paths, links, dirs, layers = entries.paths, entries.links, self._dirs, self.layers
+            base = layer << SHIFT
+            while index >= 0:
+                path = paths[index]
+                parent_path, _, name = path.rpartition(b"/")
+                parent = dirs.get(parent_path)
+                ref = base | index
+                if parent is not None and name and parent.children.get(name) == ref:
+                    target = links.get(index, b"")
+                    if not target.startswith(b"/") and b".." in target and _climbs_out(path, target):
+                        outside.append(
+                            f"layer {layer}: symlink {_text(path)} -> {_text(target)} "
+                            "climbs out of the image root with '..'"
+                        )
+                    if b"/" not in target and target != b".." and target != b".":
+                        node = parent.children.get(target)  # a sibling: the most common target
+                    else:
+                        node = self._plain_target(parent_path, target)
+                    if node is False:
+                        count = self._levels(ref, node, levels, budget)
+                    elif type(node) is int and layers[node >> SHIFT].kinds[node & MASK] == SYMLINK:
+                        known = levels.get(node)  # a link to a link seen before: one more level
+                        count = self._levels(ref, node, levels, budget) if known is None else known + 1
+                        levels[ref] = count = min(count, MAX_LINK_HOPS + 1)
+                    else:
+                        levels[ref] = count = 1
+                    if count > MAX_LINK_HOPS:
+                        loops.append(
+                            f"layer {layer}: symlink {_text(path)} -> {_text(target)} never resolves "
+                            f"(more than {MAX_LINK_HOPS} levels of symbolic links: a loop)"
+                        )
+                index = kinds.find(SYMLINK, index + 1)
+        _add_capped(self._problems, outside, "symlinks that climb out of the image root")
+        _add_capped(self._problems, loops, "symlink loops")
+        if budget[0] < 0:
+            self._problems.append(
+                f"symlinks not all checked for loops: the check stops after {LINK_CHECK_BUDGET:,} "
+                "path components"
+            )
+
+    def _levels(
+        self, ref: int, node: int | Dir | bool | None, levels: dict[int, int], budget: list[int]
+    ) -> int:
+        """The links a visible symlink's lookup follows, memoized in `levels` along plain chains.
+
+        `node` is what `_plain_target` found for the link's target.
+        """
+        loop = MAX_LINK_HOPS + 1
+        chain: list[int] = []
+        on_chain: set[int] = set()
+        layers = self.layers
+        end = 0  # links followed from the last link of the chain on
+        while True:
+            known = levels.get(ref)
+            if known is not None:
+                end = known
+                break
+            if ref in on_chain:  # a cycle of plain links
+                end = loop
+                break
+            chain.append(ref)
+            on_chain.add(ref)
+            entries = layers[ref >> SHIFT]
+            index = ref & MASK
+            path = entries.paths[index]
+            if chain[0] != ref:
+                node = self._plain_target(path.rpartition(b"/")[0], entries.links.get(index, b""))
+            if node is False:
+                chain.pop()
+                end = self._link_levels(path, budget) if budget[0] > 0 else 1
+                levels[ref] = end
+                break
+            if type(node) is Dir or node is None or layers[node >> SHIFT].kinds[node & MASK] != SYMLINK:
+                chain.pop()
+                end = levels[ref] = 1
+                break
+            ref = node  # a link to a link: its count plus one
+        for ref in reversed(chain):
+            end = min(end + 1, loop)
+            levels[ref] = end
+        return end
+
     def _relist_dir(self, node: Dir, ref: int, changes: LayerChanges, index: int) -> int:
         """A directory member for a path that is already a directory: metadata change or nothing."""
         old = node.ref
@@ -326,9 +519,9 @@ class Filesystem:
         node = self.lookup(target)
         if node is None or type(node) is Dir:
             what = "a directory" if node is not None else "a missing file"
-            self.problems.append(
-                f"layer {layer}: hard link {_show(self.layers[layer].paths[index])} "
-                f"points to {what} {_show(target)}"
+            self._problems.append(
+                f"layer {layer}: hard link {_text(self.layers[layer].paths[index])} "
+                f"points to {what} {_text(target)}"
             )
             return
         data = self.inode.get(node, node)
@@ -356,8 +549,8 @@ class Filesystem:
                 continue
             if old is not None:
                 self.hidden_by[old] = layer << 2 | OVERWRITTEN
-                self.problems.append(
-                    f"layer {layer}: {_show(current)} is not a directory in lower layers "
+                self._problems.append(
+                    f"layer {layer}: {_text(current)} is not a directory in lower layers "
                     "but has members below it"
                 )
             node = Dir(IMPLIED)
@@ -369,14 +562,24 @@ class Filesystem:
     def _whiteouts(self, layer: int, entries: LayerEntries, changes: LayerChanges) -> None:
         """Apply the layer's whiteouts to the filesystem below it."""
         kinds = entries.kinds
+        useless: list[str] = []  # whiteouts of the first layer: there is nothing below to remove
         for index, path in enumerate(entries.paths):
             kind = kinds[index]
             if kind < WHITEOUT:
                 continue
             changes.codes[index] = IGNORED
+            if layer == 0 and kind == WHITEOUT and path:  # (a whiteout of the root has its own line)
+                parent_path, _, name = path.rpartition(b"/")
+                member = (parent_path + b"/" if parent_path else b"") + b".wh." + name
+                useless.append(f"layer 0: whiteout {_text(member)} in the first layer has nothing to delete")
+            elif layer == 0 and kind == OPAQUE:
+                member = (path + b"/" if path else b"") + b".wh..wh..opq"
+                useless.append(
+                    f"layer 0: opaque whiteout {_text(member)} in the first layer has nothing to hide"
+                )
             if kind == WHITEOUT:
                 if not path:
-                    self.problems.append(f"layer {layer}: a whiteout names the root; ignored")
+                    self._problems.append(f"layer {layer}: a whiteout names the root; ignored")
                     continue
                 parent_path, _, name = path.rpartition(b"/")
                 parent = self._dirs.get(parent_path)
@@ -407,6 +610,7 @@ class Filesystem:
                 continue
             changes.deleted.add(count, size)
             changes.removals.append((path, count, size, what))
+        _add_capped(self._problems, useless, "whiteouts in the first layer")
 
     def _removed(self, path: bytes, node: int | Dir, layer: int, reason: int) -> tuple[int, int]:
         """Count the paths and file bytes under a removed node; drop its directories from the index."""
@@ -437,7 +641,26 @@ class Filesystem:
         return count, size
 
 
-def _show(path: bytes) -> str:
-    from slimscope.sanitize import visible
+def _text(path: bytes) -> str:
+    """A raw name as text for a problem: undecodable bytes become lone surrogates, nothing is escaped."""
+    return path.decode("utf-8", "surrogateescape")
 
-    return visible(path)
+
+def _climbs_out(path: bytes, target: bytes) -> bool:
+    """Whether a relative symlink target, read from the folder of the link at `path`, climbs above /."""
+    depth = path.count(b"/")  # of the link's folder: "a/b/link" lives at depth 2
+    for part in target.split(b"/"):
+        if part == b"..":
+            depth -= 1
+            if depth < 0:
+                return True
+        elif part and part != b".":
+            depth += 1
+    return False
+
+
+def _add_capped(problems: list[str], found: list[str], what: str) -> None:
+    """Add problems of one kind, at most MAX_PROBLEMS_PER_KIND, then one line for the rest."""
+    problems.extend(found[:MAX_PROBLEMS_PER_KIND])
+    if len(found) > MAX_PROBLEMS_PER_KIND:
+        problems.append(f"... and {len(found) - MAX_PROBLEMS_PER_KIND:,} more {what}")

@@ -17,11 +17,17 @@ Hex digits are lower case. ``\xNN`` below 0x80 is a control character and at or 
 the two never collide. A `str` holding a lone surrogate U+DC80..U+DCFF (what `os.fsdecode` and
 ``errors="surrogateescape"`` make of an undecodable byte) is shown as that byte, ``\xNN``. Everything
 else, including spaces, combining marks and private-use or unassigned code points, is left as is.
+
+Text is escaped once, where it is shown, never where it is made: messages such as an image's
+`problems` hold the raw names (undecodable bytes as those lone surrogates). The terminal gets
+`visible()`; JSON gets `json_text()`, the raw text (which `json.dump` then writes with JSON's own
+escapes, ``\u001b`` for ESC) with each undecodable byte as ``\xNN``, as in `json_name`'s ``path``.
 """
 
 from __future__ import annotations
 
 import base64
+import re
 import unicodedata
 from typing import TYPE_CHECKING
 
@@ -29,11 +35,12 @@ if TYPE_CHECKING:
     from rich.text import Text
     from textual.content import Content
 
-__all__ = ["content", "json_name", "text", "visible"]
+__all__ = ["content", "json_name", "json_text", "text", "visible"]
 
 _ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 _NAMED = {0x5C: "\\\\", 0x0A: "\\n", 0x09: "\\t", 0x0D: "\\r"}
 _CACHE_LIMIT = 1 << 16
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _escape_code_point(cp: int) -> str | int:
@@ -114,3 +121,20 @@ def json_name(raw: bytes) -> dict[str, str]:
             "path": raw.decode("utf-8", "backslashreplace"),
             "path_b64": base64.b64encode(raw).decode("ascii"),
         }
+
+
+def json_text(value: str) -> str:
+    r"""Return raw text (a message, e.g. a problem) for a JSON string: as is, JSON escapes it.
+
+    Lone surrogates cannot be written as UTF-8 (nor safely as ``\udcff`` JSON escapes): a
+    surrogateescape'd byte U+DC80..U+DCFF becomes ``\xNN`` (as in `json_name`'s ``path``), any
+    other surrogate ``\uNNNN``. Nothing else is changed: controls stay raw, for `json.dump` to escape.
+    """
+    if value.isascii():
+        return value
+    return _SURROGATE.sub(_surrogate_escape, value)
+
+
+def _surrogate_escape(match: re.Match[str]) -> str:
+    cp = ord(match.group())
+    return f"\\x{cp - 0xDC00:02x}" if 0xDC80 <= cp <= 0xDCFF else f"\\u{cp:04x}"

@@ -76,7 +76,11 @@ class Analysis:
 
     @property
     def problems(self) -> list[str]:
-        """Everything odd found while reading and merging (not fatal)."""
+        """Everything odd found while reading and merging (not fatal).
+
+        Plain text holding raw names (undecodable bytes as lone surrogates): escape it once, where it
+        is shown (`sanitize.visible` / `sanitize.text`, or `sanitize.json_text` for JSON).
+        """
         found = list(self.image.problems)
         for layer in self.image.layers:
             found.extend(f"layer {layer.index}: {p}" for p in layer.entries.problems)

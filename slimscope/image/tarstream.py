@@ -388,8 +388,8 @@ class TarStream:
             path = name[:-1] if name[-1:] == b"/" else name
         if b".." in name and b"/../" in b"/" + name + b"/":
             entries.problems.append(
-                f"member {name.decode('utf-8', 'backslashreplace')} climbs out of the image root with '..'; "
-                f"read as /{path.decode('utf-8', 'backslashreplace')}"
+                f"member {name.decode('utf-8', 'surrogateescape')} climbs out of the image root with '..'; "
+                f"read as /{path.decode('utf-8', 'surrogateescape')}"
             )
         kind = _HEADER_ONLY.get(typeflag)
         has_data = kind is None

@@ -9,7 +9,7 @@ from slimscope import __version__
 from slimscope.analysis.core import Analysis
 from slimscope.fs import Tally
 from slimscope.image.settings import settings
-from slimscope.sanitize import json_name
+from slimscope.sanitize import json_name, json_text
 
 TOP_PATHS = 10  # paths listed per finding
 TOP_HIDDEN = 50
@@ -92,7 +92,7 @@ def document(analysis: Analysis) -> dict[str, Any]:
         "findings": [_finding(analysis, f) for f in analysis.findings],
         "packages": [_package(analysis, p) for p in analysis.packages],
         "waste": _waste(analysis),
-        "problems": analysis.problems,
+        "problems": [json_text(p) for p in analysis.problems],  # raw text, escaped by JSON only
         **_suggestion(analysis),
     }
 

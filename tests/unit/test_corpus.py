@@ -17,6 +17,9 @@ from pathlib import Path
 
 import hostile
 import pytest
+import synth
+
+from slimscope.sanitize import visible
 
 # C0 controls except newline, DEL, C1 controls, bidi embeddings/overrides/isolates and marks, and bytes
 # that are not UTF-8 (decoded as surrogates).
@@ -47,6 +50,18 @@ def cli(target: str, *args: str, cwd: Path, tmp: Path) -> subprocess.CompletedPr
     )
 
 
+def summary_problems(stdout: str) -> list[str]:
+    """The problem lines at the end of the text summary (checking the header's count); [] when none."""
+    lines = stdout.splitlines()
+    heads = [i for i, line in enumerate(lines) if line.endswith(" problem(s) found while reading:")]
+    if not heads:
+        return []
+    assert len(heads) == 1
+    found = [line.removeprefix("  ") for line in lines[heads[0] + 1 :]]
+    assert lines[heads[0]] == f"{len(found)} problem(s) found while reading:"
+    return found
+
+
 def assert_inert(proc: subprocess.CompletedProcess[str]) -> None:
     for stream in (proc.stdout, proc.stderr):
         assert "Traceback" not in stream
@@ -71,10 +86,12 @@ def test_corpus_case(tmp_path: Path, case: hostile.Case) -> None:
         assert proc.stderr == ""
         lines = [line.strip() for line in proc.stdout.splitlines()]
         assert message in lines, proc.stdout
+        assert summary_problems(proc.stdout) == [visible(p) for p in case.problems]
         doc = cli(target, "--json", "-", cwd=cwd, tmp=tmp)
         assert doc.returncode == 0 and doc.stderr == ""
         assert doc.stdout.isascii()
         assert json.loads(doc.stdout)["schema_version"] == 1
+        assert json.loads(doc.stdout)["problems"] == list(case.problems)  # raw text, JSON-escaped only
     assert listing(made) == before
     assert list(cwd.iterdir()) == [] and list(tmp.iterdir()) == []
 
@@ -111,3 +128,34 @@ def test_hostile_names_in_the_text_summary_are_escaped(tmp_path: Path) -> None:
     assert r"app/tab\tname (10 B, overwritten in layer 1)" in proc.stdout
     assert r"app/bad-\xff-byte (10 B, overwritten in layer 1)" in proc.stdout
     assert "app/[@click=app.quit()]x, app/[link=https:evil]y, app/a[/]b" in proc.stdout
+
+
+def test_problems_are_escaped_once_in_the_summary_and_raw_in_json(tmp_path: Path) -> None:
+    """A name with ESC, a backslash and a byte that is not UTF-8 in problems of the tar reader and the fs."""
+    name = b"esc-\x1b[31mred-back\\slash-bad-\xff"
+    members = [synth.file(b"../" + name, b"x"), synth.hardlink(b"link-" + name, b"nowhere")]
+    layer = synth.Layer([*members, synth.symlink(b"loop-" + name, b"loop-" + name)])
+    target = str(tmp_path / "image.tar")
+    synth.write_archive(target, synth.Image([layer]))
+    proc = cli(target, "--summary", cwd=tmp_path, tmp=tmp_path)
+    assert proc.returncode == 0
+    assert_inert(proc)
+    assert summary_problems(proc.stdout) == [
+        r"layer 0: member ../esc-\x1b[31mred-back\\slash-bad-\xff climbs out of the image root with '..'; "
+        r"read as /esc-\x1b[31mred-back\\slash-bad-\xff",
+        r"layer 0: hard link link-esc-\x1b[31mred-back\\slash-bad-\xff points to a missing file nowhere",
+        r"layer 0: symlink loop-esc-\x1b[31mred-back\\slash-bad-\xff -> "
+        r"loop-esc-\x1b[31mred-back\\slash-bad-\xff "
+        "never resolves (more than 40 levels of symbolic links: a loop)",
+    ]
+    doc = cli(target, "--json", "-", cwd=tmp_path, tmp=tmp_path)
+    assert doc.returncode == 0 and doc.stdout.isascii()
+    assert (
+        r'"layer 0: hard link link-esc-\u001b[31mred-back\\slash-bad-\\xff points to a missing file nowhere"'
+        in doc.stdout
+    )
+    assert json.loads(doc.stdout)["problems"][:2] == [
+        "layer 0: member ../esc-\x1b[31mred-back\\slash-bad-\\xff climbs out of the image root with '..'; "
+        "read as /esc-\x1b[31mred-back\\slash-bad-\\xff",
+        "layer 0: hard link link-esc-\x1b[31mred-back\\slash-bad-\\xff points to a missing file nowhere",
+    ]
