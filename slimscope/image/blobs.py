@@ -211,6 +211,7 @@ def scan_layer(
     fingerprint: str | None = None
     found: KnownLayer | None = None
     reader.start()
+    interrupted = False
     try:
         while True:
             chunk = reader.out.get()
@@ -239,9 +240,13 @@ def scan_layer(
                     tar.feed(held)
         if found is None:
             tar.close()
+    except BaseException as exc:
+        interrupted = not isinstance(exc, Exception)  # Ctrl-C or SIGTERM: the process is ending
+        raise
     finally:
         reader.stop.set()
-        reader.join(timeout=5)  # a daemon thread stuck in a blocking read must not hold up Ctrl-C
+        if not interrupted:  # else a reader stuck in a read of a stalled input would hold the exit up
+            reader.join(timeout=5)
     digest = "sha256:" + reader.raw_hash.hexdigest()
     diff_id = digest if reader.compression == "none" else "sha256:" + diff_hash.hexdigest()
     if found is not None:

@@ -135,10 +135,18 @@ def _from_archive(spec: SourceSpec, platform: str | None, progress: Progress, kn
         raise SourceError(f"no such file: {spec.location}") from None
     except OSError as exc:
         raise SourceError(f"cannot open {spec.location}: {exc.strerror or exc}") from None
-    with handle:
+    try:
         if progress.start:
             progress.start(f"reading {os.path.basename(spec.location)}", os.fstat(handle.fileno()).st_size)
         contents = _read(handle, progress, known, path=spec.location)
+    except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM: the process is ending. A blob reader thread may still be blocked in a read
+        # of a stalled pipe, holding the file's lock, and close() would wait for that read to return.
+        raise
+    except BaseException:
+        handle.close()
+        raise
+    handle.close()
     kind = "oci-archive" if spec.force_oci or "manifest.json" not in contents.docs else "docker-archive"
     return _assemble(contents, spec, kind, platform)
 
