@@ -70,40 +70,44 @@ class _EscapeTable(dict[int, "str | int"]):
 
 
 _TABLE = _EscapeTable()
+_COMMAND_TABLE = _EscapeTable({0x5C: 0x5C})  # the same, but a backslash stays one backslash
 
 
-def visible(value: str | bytes) -> str:
+def visible(value: str | bytes, *, command: bool = False) -> str:
     r"""Return `value` with every control and invisible formatting character shown as an escape.
 
     Bytes are decoded as UTF-8; each byte that is not part of valid UTF-8 is shown as ``\xNN``.
     Printable ASCII without a backslash comes back unchanged (and fast). See the module docstring.
+    With `command` (shell commands, history lines, Dockerfile text: what a person copies and runs),
+    a backslash is left as it is, so `RUN a \` and `printf 'x\n'` read as written; controls are still
+    escaped, so the terminal stays safe (only the rare literal ``\x1b`` text becomes ambiguous).
     """
     if isinstance(value, str):
         # Fast path (~100 ns for a typical path): printable ASCII without a backslash is already safe.
         # For an ASCII string `isprintable()` is true exactly when every character is in U+0020..U+007E.
-        if value.isascii() and value.isprintable() and "\\" not in value:
+        if value.isascii() and value.isprintable() and (command or "\\" not in value):
             return value
-        return value.translate(_TABLE)
+        return value.translate(_COMMAND_TABLE if command else _TABLE)
     if isinstance(value, (bytes, bytearray, memoryview)):
-        return visible(bytes(value).decode("utf-8", "surrogateescape"))
-    return visible(str(value))  # hostile JSON may put numbers or lists where strings belong
+        return visible(bytes(value).decode("utf-8", "surrogateescape"), command=command)
+    return visible(str(value), command=command)  # hostile JSON may put numbers or lists where strings belong
 
 
-def text(value: str | bytes, style: str | None = None) -> Text:
+def text(value: str | bytes, style: str | None = None, *, command: bool = False) -> Text:
     """Return a Rich `Text` of `visible(value)`: plain text, never parsed as markup or emoji codes."""
     from rich.text import Text
 
-    return Text(visible(value), style=style or "")
+    return Text(visible(value, command=command), style=style or "")
 
 
-def content(value: str | bytes) -> Content:
+def content(value: str | bytes, *, command: bool = False) -> Content:
     """Return a Textual `Content` of `visible(value)`: plain, never markup.
 
     Textual is imported here, not at module level, so the analysis core can use this module without it.
     """
     from textual.content import Content
 
-    return Content(visible(value))
+    return Content(visible(value, command=command))
 
 
 def json_name(raw: bytes) -> dict[str, str]:

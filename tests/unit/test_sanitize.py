@@ -152,3 +152,12 @@ def test_json_name_invalid_utf8_round_trips() -> None:
     entry = json_name(raw)
     assert entry == {"path": "caf\\xe9/\\xff\x00x", "path_b64": "Y2Fm6S//AHg="}
     assert base64.b64decode(entry["path_b64"]) == raw
+
+
+def test_command_text_keeps_backslashes_and_still_escapes_controls() -> None:
+    from slimscope.sanitize import visible
+
+    assert visible("RUN apt-get update \\") == "RUN apt-get update \\\\"
+    assert visible("RUN apt-get update \\", command=True) == "RUN apt-get update \\"
+    assert visible("printf 'a\\n'\x1b[2J\u202e", command=True) == "printf 'a\\n'\\x1b[2J\\u202e"
+    assert visible(b"x\\\xff", command=True) == "x\\\\xff"
