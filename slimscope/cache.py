@@ -13,7 +13,7 @@ verify it but does not decompress or parse the layers the cache holds. Three way
 
 Entries are plain files with a header that names the format, slimscope's version and the capture
 rules, and a sha256 of the payload. An entry that is corrupt, truncated or from another version is
-ignored (and removed), never trusted. The cache is bounded (`SLIMSCOPE_CACHE_SIZE`, 2 GiB by default):
+ignored (and removed), never trusted. The cache is bounded (`SLIMSCOPE_CACHE_SIZE`, 2 GB by default):
 the least recently used entries go first. Writes are atomic (temporary file, then rename).
 """
 
@@ -38,7 +38,7 @@ from slimscope.image.tarstream import CAPTURE, CAPTURE_LIMIT
 FORMAT = 1
 MAGIC = b"slimscope-layer-cache\n"
 IMAGE_MAGIC = b"slimscope-image-cache\n"
-DEFAULT_MAX_BYTES = 2 << 30
+DEFAULT_MAX_BYTES = 2 * 10**9
 _COLUMNS = ("sizes", "modes", "uids", "gids", "mtimes")
 
 
@@ -71,7 +71,7 @@ def default_dir() -> Path:
 
 
 def default_max_bytes() -> int:
-    """`$SLIMSCOPE_CACHE_SIZE` (e.g. `500MB`, `0` keeps nothing), else 2 GiB."""
+    """`$SLIMSCOPE_CACHE_SIZE` (e.g. `500MB`, `0` keeps nothing), else 2 GB."""
     text = os.environ.get("SLIMSCOPE_CACHE_SIZE")
     if not text:
         return DEFAULT_MAX_BYTES

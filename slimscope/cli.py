@@ -30,7 +30,7 @@ more commands (each has --help):
   slimscope cache [clear]     where the layer cache is and what it holds, or empty it
 
 layer cache: ~/.cache/slimscope (XDG_CACHE_HOME, or SLIMSCOPE_CACHE_DIR); SLIMSCOPE_CACHE_SIZE bounds it
-(default 2GiB, 0 turns it off); --no-cache skips it for one run
+(default 2GB, 0 turns it off); --no-cache skips it for one run
 
 exit codes: 0 ok, 2 bad input or environment (one line on stderr), 130 interrupted
 """
@@ -296,11 +296,12 @@ def _emit(fmt: str, target: str, analysis, args: argparse.Namespace, lines: dict
             console = stdout_console()
             if not console.is_terminal and "COLUMNS" not in os.environ:
                 console.width = 140  # logs and pipes: wide enough for one line per layer
+                console.soft_wrap = True  # and long lines stay whole, not folded to column 0
             render(analysis, console)
             return
 
         def write_text(out: IO[str]) -> None:
-            render(analysis, Console(file=out, width=140, no_color=True, highlight=False))
+            render(analysis, Console(file=out, width=140, no_color=True, highlight=False, soft_wrap=True))
 
         _write_atomically(target, write_text)
         return

@@ -26,23 +26,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Print the cache's location and contents, or empty it."""
-    import humanize
-
     from slimscope.cache import LayerCache
+    from slimscope.report.text import human
     from slimscope.sanitize import visible
 
     cache = LayerCache()
     if args.action == "clear":
         freed = cache.clear()
-        print(f"removed {humanize.naturalsize(freed)} from {visible(str(cache.root))}")
+        print(f"removed {human(freed)} from {visible(str(cache.root))}")
         return EXIT_OK
     files = cache.entries()
     layers = [row for row in files if row[0].parent == cache.layers_dir]
     images = [row for row in files if row[0].parent == cache.images_dir]
     total = sum(size for _, size, _ in files)
-    bound = "off" if cache.max_bytes <= 0 else humanize.naturalsize(cache.max_bytes, binary=True)
+    bound = "off" if cache.max_bytes <= 0 else human(cache.max_bytes)
     out = sys.stdout
     out.write(f"layer cache: {visible(str(cache.root))}\n")
-    out.write(f"  {len(layers)} layers, {len(images)} engine images, {humanize.naturalsize(total)}")
+    out.write(f"  {_count(len(layers), 'layer')}, {_count(len(images), 'engine image')}, {human(total)}")
     out.write(f" (bound {bound})\n")
     return EXIT_OK
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

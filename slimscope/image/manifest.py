@@ -101,7 +101,8 @@ def platform_of(obj: dict[str, Any]) -> str:
     return f"{os_}/{arch}/{variant}" if variant else f"{os_}/{arch}"
 
 
-def _platform_matches(wanted: str, offered: str) -> bool:
+def platform_matches(wanted: str, offered: str) -> bool:
+    """Whether an offered `os/arch[/variant]` is what `--platform` asked for."""
     w = wanted.split("/")
     o = offered.split("/")
     if w[:2] != o[:2]:
@@ -253,7 +254,7 @@ def _choose_manifest(manifests: list[Any], wanted: str, explicit: bool) -> dict[
     if len(usable) == 1 and (not explicit or not with_platform):
         return usable[0]
     for m in with_platform:
-        if _platform_matches(wanted, platform_of(m["platform"])):
+        if platform_matches(wanted, platform_of(m["platform"])):
             return m
     if len(usable) == 1 and not explicit:
         return usable[0]

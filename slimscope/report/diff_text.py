@@ -73,7 +73,7 @@ def _header(diff: Diff, console: Console) -> None:
 def _instruction(layer: LayerInfo) -> Text:
     if not layer.instruction:
         return Text("(no history)", style="dim")
-    return safe(_short(layer.instruction, 110))
+    return safe(_short(layer.instruction, 110), command=True)
 
 
 def _layers(diff: Diff, console: Console) -> None:
@@ -117,7 +117,7 @@ def _layers(diff: Diff, console: Console) -> None:
         for label, steps in (("old", old_steps), ("new", new_steps)):
             for line in steps[:10]:
                 out.append(f"    {label} ", style="dim")
-                out.append_text(safe(_short(line, 110)))
+                out.append_text(safe(_short(line, 110), command=True))
                 out.append("\n")
             if len(steps) > 10:
                 out.append(f"    {label} ... and {len(steps) - 10} more\n", style="dim")

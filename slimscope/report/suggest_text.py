@@ -72,7 +72,8 @@ def render(suggestion: Suggestion, console: Console) -> None:
     if s.links:
         console.print(f"  symlinks  {len(s.links)} made with ln -s in the runtime stage")
     if s.prune:
-        console.print(f"  pruned    {len(s.prune)} paths removed in the {visible('slimscope-prune')} stage")
+        paths = "path" if len(s.prune) == 1 else "paths"
+        console.print(f"  pruned    {len(s.prune)} {paths} removed in the {visible('slimscope-prune')} stage")
     for item in closure.missing:
         console.print(_line("  missing   ", text(item, "yellow")))
     for note in [*closure.notes, *s.notes]:

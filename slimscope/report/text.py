@@ -92,7 +92,7 @@ def _wins(analysis: Analysis, console: Console) -> None:
         instruction = analysis.instruction_of(finding.layer)
         if finding.layer is not None:
             row.append(f"\n{'':11}added by layer {finding.layer}: ")
-            row.append_text(safe(_short(instruction or "(no history)", 100)))
+            row.append_text(safe(_short(instruction or "(no history)", 100), command=True))
         if finding.packages:
             row.append(f"\n{'':11}packages: ")
             row.append_text(safe(_short(", ".join(p.split(":", 1)[1] for p in finding.packages), 100)))
@@ -140,9 +140,14 @@ def _wins(analysis: Analysis, console: Console) -> None:
         out.append("\n")
     slim = summary.estimated_slim_bytes
     out.append(
-        f"\nEstimated size after a multi-stage rewrite: {human(slim)} instead of {human(total)} "
+        f"\nWithout toolchains, caches, sources and docs: {human(slim)} instead of {human(total)} "
         f"({percent(total - slim, total)} smaller)\n",
         style="bold",
+    )
+    out.append(
+        "`slimscope suggest IMAGE` works out what the image's command needs and writes the multi-stage "
+        "Dockerfile\n",
+        style="dim",
     )
     out.append(
         f"dive would score this image {100 * summary.dive_efficiency:.1f}% efficient "
@@ -182,7 +187,7 @@ def _attribution(analysis: Analysis, console: Console) -> None:
         )
         for line in sorted(report["lines"], key=lambda x: -x["bytes"])[:12]:
             out.append(f"  {human(line['bytes']):>9}  line {line['line']:<4} ")
-            out.append_text(safe(f"[{line['stage']}] {_short(line['instruction'], 90)}"))
+            out.append_text(safe(f"[{line['stage']}] {_short(line['instruction'], 90)}", command=True))
             out.append("\n")
         for stage in report.get("stages", []):
             out.append(f"  stage {stage['stage']}: {human(stage['bytes'])}\n", style="dim")
@@ -230,7 +235,7 @@ def _layers(analysis: Analysis, console: Console) -> None:
     table.add_column("instruction", overflow="ellipsis", no_wrap=True, ratio=1)
     for layer, changes, where in zip(image.layers, analysis.fs.changes, analysis.layer_bytes):
         instruction = analysis.instruction_of(layer.index)
-        what = safe(_short(instruction)) if instruction else Text("(no history)", style="dim")
+        what = safe(_short(instruction), command=True) if instruction else Text("(no history)", style="dim")
         removable = sum(v for k, v in where.removable.items() if k != "secret")
         table.add_row(
             str(layer.index),

@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Any
 from slimscope.errors import DigestMismatch, FormatError, ReuseMismatch, SourceError
 from slimscope.image.blobs import READ_SIZE, LayerScan, scan_layer
 from slimscope.image.history import map_history
-from slimscope.image.manifest import Recipe, from_docker_manifest, from_oci_index, parse_json, platform_of
+from slimscope.image.manifest import (
+    Recipe,
+    from_docker_manifest,
+    from_oci_index,
+    parse_json,
+    platform_matches,
+    platform_of,
+)
 from slimscope.image.model import Image, Layer
 
 if TYPE_CHECKING:
@@ -69,6 +76,8 @@ def load_spec(
         # names, two layers alike in size and first bytes): read everything.
         known = _Known({}, None)
         image = _load(spec, platform, progress, known)
+    if platform is not None and not platform_matches(platform, image.platform):
+        raise SourceError(f"no image for platform {platform}: {spec.describe()} is {image.platform}")
     if cache is not None:
         _store(cache, image, known)
     return image
@@ -177,14 +186,17 @@ def _from_engine(spec: SourceSpec, platform: str | None, progress: Progress, kno
     from slimscope.sources import engine
 
     found = engine.find(spec.location)
+    if platform is not None and found.platform and not platform_matches(platform, found.platform):
+        found.client.close()  # said before the export, which can take a while
+        raise SourceError(f"no image for platform {platform}: {spec.describe()} is {found.platform}")
     cached = _cached_engine_image(spec, found, known.cache) if known.cache is not None else None
     if cached is not None:
         found.client.close()
         return cached
+    if progress.start:  # before the export call: the engine can take seconds to send its first byte
+        progress.start(f"exporting {spec.location}", found.size_hint or None)
     exported = engine.export(found)
     try:
-        if progress.start:
-            progress.start(f"exporting {spec.location}", exported.size_hint or None)
         contents = _read(exported.stream, progress, known)
     finally:
         exported.close()
@@ -266,6 +278,11 @@ def _assemble(contents: ArchiveContents, spec: SourceSpec, source: str, platform
     else:
         index = contents.get("index.json")
         if index is None:
+            if spec.force_oci and spec.kind == "archive":
+                raise FormatError(
+                    "not an OCI archive (no index.json)"
+                    + ("; it is a docker save archive: drop the oci-archive: prefix" if manifest else "")
+                )
             if manifest is not None:
                 recipe = from_docker_manifest(parse_json(manifest, "manifest.json"), contents.get, spec.tag)
             else:

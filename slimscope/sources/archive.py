@@ -147,6 +147,8 @@ def _iter_members(
         if len(block) < BLOCK_SIZE:
             if first and not block:
                 raise FormatError("not an image archive (empty file)")
+            if first:
+                raise FormatError("not an image archive (not a tar file)")
             raise TruncatedArchive("the archive is truncated (it ends without an end-of-archive marker)")
         if block == ZERO_BLOCK:
             return

@@ -91,6 +91,7 @@ class EngineImage:
     tags: list[str]
     diff_ids: list[str]
     size_hint: int
+    platform: str | None  # os/arch[/variant] as the engine reports it
     handle: Any  # the SDK's Image
     client: Any
 
@@ -116,9 +117,17 @@ def find(reference: str) -> EngineImage:
         tags=list(image.tags),
         diff_ids=[str(d) for d in layers] if isinstance(layers, list) else [],
         size_hint=int(image.attrs.get("Size") or 0),
+        platform=_platform(image.attrs),
         handle=image,
         client=client,
     )
+
+
+def _platform(attrs: dict[str, Any]) -> str | None:
+    os_, arch, variant = attrs.get("Os"), attrs.get("Architecture"), attrs.get("Variant")
+    if not os_ or not arch:
+        return None
+    return f"{os_}/{arch}/{variant}" if variant else f"{os_}/{arch}"
 
 
 def export(found: EngineImage | str) -> EngineExport:

@@ -84,3 +84,15 @@ def test_an_evicted_layer_is_read_again_through_the_export(
     assert exports == [layers_tag, layers_tag]
     assert [layer.reused for layer in image.layers] == [True] * 4 + [False] + [True] * 4
     assert document(analyze(image)) == document(analyze(first))
+
+
+def test_a_platform_the_engine_image_is_not_is_refused_before_the_export(
+    layers_tag: str, exports: list[str]
+) -> None:
+    from slimscope.errors import SourceError
+
+    other = "linux/s390x"
+    with pytest.raises(SourceError) as error:
+        load_image(layers_tag, platform=other)
+    assert str(error.value).startswith(f"no image for platform {other}: {layers_tag} is linux/")
+    assert exports == []

@@ -214,7 +214,7 @@ def test_cache_command_reports_and_clears(tmp_path: Path) -> None:
     lines = info.stdout.splitlines()
     assert lines[0] == f"layer cache: {tmp_path / 'c'}"
     assert lines[1].startswith("  4 layers, 0 engine images, ")
-    assert lines[1].endswith(" (bound 2.0 GiB)")
+    assert lines[1].endswith(" (bound 2.0 GB)")
     cleared = subprocess.run([*slimscope, "cache", "clear"], env=env, capture_output=True, text=True)
     assert cleared.returncode == 0
     assert cleared.stdout.startswith("removed ")

@@ -48,7 +48,7 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
 def test_summary_lists_biggest_wins_first(archive: Path) -> None:
     proc = run(str(archive), "--summary")
     assert proc.returncode == 0, proc.stderr
-    wins = proc.stdout.split("What need not ship, biggest first")[1].split("Estimated size")[0]
+    wins = proc.stdout.split("What need not ship, biggest first")[1].split("Without toolchains")[0]
     order = [line.split()[2] for line in wins.splitlines() if line[:12].strip().endswith(("kB", " B"))]
     assert order == ["hidden", "toolchain", "cache"]
     assert "3.0 kB  hidden" in wins
