@@ -11,7 +11,7 @@ from __future__ import annotations
 import queue
 import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from hashlib import sha256
 from typing import Protocol
@@ -28,6 +28,7 @@ READ_SIZE = 1 << 20
 ZSTD_SLICE = 4096
 GZIP_OUT_LIMIT = 8 << 20
 QUEUE_DEPTH = 8
+INLINE_MAX = 1 << 20  # blobs up to this size are read without a reader thread
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -115,21 +116,35 @@ class _Reader(threading.Thread):
                 return
             chunk = self.read(READ_SIZE)
 
+    def produce(self) -> Iterator[bytes]:
+        """The uncompressed chunks, in this thread (`run` posts them from the reader thread)."""
+        self.compression = detect_compression(self.head)
+        if self.compression == "gzip":
+            yield from self._gunzip()
+        elif self.compression == "zstd":
+            yield from self._unzstd()
+        else:
+            yield from self._chunks()
+
     def run(self) -> None:
         try:
-            self.compression = detect_compression(self.head)
-            if self.compression == "gzip":
-                self._gunzip()
-            elif self.compression == "zstd":
-                self._unzstd()
-            else:
-                for chunk in self._chunks():
-                    self._put(chunk)
+            for chunk in self.produce():
+                self._put(chunk)
         except BaseException as exc:  # handed to the consumer thread
             self.error = exc
         self._put(_DONE)
 
-    def _gunzip(self) -> None:
+    def chunks(self) -> Iterator[bytes]:
+        """The uncompressed chunks the reader thread posts (after `start`); raises what it raised."""
+        while True:
+            chunk = self.out.get()
+            if chunk is _DONE:
+                break
+            yield chunk
+        if self.error is not None:
+            raise self.error
+
+    def _gunzip(self) -> Iterator[bytes]:
         inflater = zlib.decompressobj(wbits=31)
         members = 0
         for chunk in self._chunks():
@@ -150,11 +165,11 @@ class _Reader(threading.Thread):
                 else:
                     data = inflater.unconsumed_tail
                 if out:
-                    self._put(out)
+                    yield out
         if not inflater.eof:
             raise FormatError("truncated gzip stream")
 
-    def _unzstd(self) -> None:
+    def _unzstd(self) -> Iterator[bytes]:
         decompressor = zstandard.ZstdDecompressor()
         obj = decompressor.decompressobj()
         pending: list[bytes] = []
@@ -179,10 +194,10 @@ class _Reader(threading.Thread):
                         pending.append(out)
                         pending_size += len(out)
                         if pending_size >= READ_SIZE:
-                            self._put(b"".join(pending))
+                            yield b"".join(pending)
                             pending, pending_size = [], 0
         if pending:
-            self._put(b"".join(pending))
+            yield b"".join(pending)
         if not obj.eof:
             raise FormatError("truncated zstd stream")
 
@@ -210,13 +225,14 @@ def scan_layer(
     first_size = 0
     fingerprint: str | None = None
     found: KnownLayer | None = None
-    reader.start()
+    # A small blob is read in this thread: a reader thread costs more than it overlaps (100 small
+    # layers: 33 -> 20 ms). Its output stays bounded: the decompressors yield bounded chunks.
+    inline = blob_size is not None and blob_size <= INLINE_MAX
+    if not inline:
+        reader.start()
     interrupted = False
     try:
-        while True:
-            chunk = reader.out.get()
-            if chunk is _DONE:
-                break
+        for chunk in reader.produce() if inline else reader.chunks():
             if reader.compression != "none":
                 diff_hash.update(chunk)
             if fingerprint is None:
@@ -231,8 +247,6 @@ def scan_layer(
                 first = []
             elif found is None:
                 tar.feed(chunk)
-        if reader.error is not None:
-            raise reader.error
         if fingerprint is None:  # a blob shorter than HEAD_BYTES
             fingerprint, found = _recognise(blob_size, first, lookup)
             if found is None:
@@ -245,7 +259,7 @@ def scan_layer(
         raise
     finally:
         reader.stop.set()
-        if not interrupted:  # else a reader stuck in a read of a stalled input would hold the exit up
+        if not interrupted and not inline:  # a reader stuck in a stalled read must not hold the exit up
             reader.join(timeout=5)
     digest = "sha256:" + reader.raw_hash.hexdigest()
     diff_id = digest if reader.compression == "none" else "sha256:" + diff_hash.hexdigest()
