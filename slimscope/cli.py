@@ -12,6 +12,7 @@ from typing import IO
 
 from slimscope import __version__
 from slimscope.errors import SlimscopeError
+from slimscope.output import write_atomically
 
 EXIT_OK = 0
 EXIT_ERROR = 2
@@ -303,7 +304,7 @@ def _emit(fmt: str, target: str, analysis, args: argparse.Namespace, lines: dict
         def write_text(out: IO[str]) -> None:
             render(analysis, Console(file=out, width=140, no_color=True, highlight=False, soft_wrap=True))
 
-        _write_atomically(target, write_text)
+        write_atomically(target, write_text)
         return
     if fmt == "json":
         from slimscope.report.json_doc import document, dump
@@ -326,7 +327,7 @@ def _emit(fmt: str, target: str, analysis, args: argparse.Namespace, lines: dict
     if target == "-":
         write(sys.stdout)
     else:
-        _write_atomically(target, write)
+        write_atomically(target, write)
 
 
 def _ci_limits(args: argparse.Namespace) -> dict:
@@ -359,33 +360,6 @@ def _ci(args: argparse.Namespace, analysis, to_stderr: bool) -> int:
     verdict = "FAIL" if failed else "PASS"
     stream.write(f"CI result: {verdict} ({len(checks) - len(failed)} of {len(checks)} checks pass)\n")
     return 1 if failed else EXIT_OK
-
-
-def _write_atomically(path: str, write) -> None:
-    """Write a regular file through a temporary sibling so readers never see half a document.
-
-    Devices, pipes and other special files (`/dev/null`, `/dev/stdout`, a FIFO) are written in place:
-    replacing them would destroy them.
-    """
-    try:
-        special = os.path.exists(path) and not os.path.isfile(path)
-        if special:
-            with open(path, "w", encoding="utf-8") as out:
-                write(out)
-            return
-    except OSError as exc:
-        raise SlimscopeError(f"cannot write {path}: {exc.strerror or exc}") from None
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as out:
-            write(out)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise SlimscopeError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
 
 
 @contextmanager

@@ -223,7 +223,7 @@ def _ci(diff: Diff, limits: dict[str, int], stream: IO[str]) -> int:
 
 def _write_json(diff: Diff, target: str) -> None:
     from slimscope.analysis.diff import document
-    from slimscope.cli import _write_atomically
+    from slimscope.output import write_atomically
     from slimscope.report.json_doc import dump
 
     doc = document(diff)
@@ -231,7 +231,7 @@ def _write_json(diff: Diff, target: str) -> None:
         dump(doc, sys.stdout)
         sys.stdout.flush()
     else:
-        _write_atomically(target, lambda out: dump(doc, out))
+        write_atomically(target, lambda out: dump(doc, out))
 
 
 def _print_text(diff: Diff, top: int) -> None:

@@ -157,7 +157,7 @@ def make_suggestion(
 def _output(args: argparse.Namespace, analysis, suggestion) -> None:
     from rich.console import Console
 
-    from slimscope.cli import _write_atomically
+    from slimscope.output import write_atomically
     from slimscope.report.suggest_text import render
 
     json_to_stdout = args.json == "-"
@@ -168,9 +168,9 @@ def _output(args: argparse.Namespace, analysis, suggestion) -> None:
         if json_to_stdout:
             dump(doc, sys.stdout)
         else:
-            _write_atomically(args.json, lambda out: dump(doc, out))
+            write_atomically(args.json, lambda out: dump(doc, out))
     if args.write:
-        _write_atomically(args.write, lambda out: out.write(suggestion.dockerfile))
+        write_atomically(args.write, lambda out: out.write(suggestion.dockerfile))
     elif not json_to_stdout:
         sys.stdout.write(suggestion.dockerfile)  # safe as is: untrusted parts are escaped or JSON-encoded
         sys.stdout.flush()
