@@ -28,6 +28,17 @@ def _streamed(monkeypatch: pytest.MonkeyPatch, target: str) -> dict:
         return document(analyze(load_image(target)))
 
 
+def _error_both_ways(monkeypatch: pytest.MonkeyPatch, target: str) -> tuple[str, str]:
+    """The error of a read by offset and of a front-to-back read of the same archive."""
+    with pytest.raises(FormatError) as by_offset:
+        load_image(target)
+    with monkeypatch.context() as m:
+        m.setattr(sources, "_regular_file", lambda handle: False)
+        with pytest.raises(FormatError) as streamed:
+            load_image(target)
+    return str(by_offset.value), str(streamed.value)
+
+
 def _write(tmp_path: Path, fmt: str, image: synth.Image) -> str:
     path = tmp_path / "image.tar"
     synth.write_archive(path, image, fmt)
@@ -60,14 +71,9 @@ def test_a_corrupt_layer_in_a_worker_is_the_same_one_line_error(
     layers = synth.sample_layers("gzip")
     layers[1].corrupt = "garbage"
     target = _write(tmp_path, "docker-oci", synth.Image(layers))
-    with pytest.raises(FormatError) as parallel_error:
-        load_image(target)
-    with monkeypatch.context() as m:
-        m.setattr(sources, "_regular_file", lambda handle: False)
-        with pytest.raises(FormatError) as streamed_error:
-            load_image(target)
-    assert str(parallel_error.value) == str(streamed_error.value)
-    assert str(parallel_error.value).startswith("layer 1 (sha256:")
+    parallel_error, streamed_error = _error_both_ways(monkeypatch, target)
+    assert parallel_error == streamed_error
+    assert parallel_error.startswith("layer 1 (sha256:")
     assert multiprocessing.active_children() == []
 
 
@@ -156,11 +162,6 @@ def test_an_error_past_the_middle_is_reported_as_by_a_whole_read(
     tar[broken + 148 : broken + 156] = b"0000000\0"
     layer = synth.Layer([], compression="none", raw=bytes(tar))
     target = _write(tmp_path, "docker-legacy", synth.Image([layer]))
-    with pytest.raises(FormatError) as split_error:
-        load_image(target)
-    with monkeypatch.context() as m:
-        m.setattr(sources, "_regular_file", lambda handle: False)
-        with pytest.raises(FormatError) as streamed_error:
-            load_image(target)
-    assert str(split_error.value) == str(streamed_error.value)
-    assert "corrupt tar header after member" in str(split_error.value)
+    split_error, streamed_error = _error_both_ways(monkeypatch, target)
+    assert split_error == streamed_error
+    assert "corrupt tar header after member" in split_error
