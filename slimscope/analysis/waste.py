@@ -11,10 +11,16 @@ dive's score differs on purpose; see `dive_efficiency`.
 
 from __future__ import annotations
 
+import struct
+from collections import Counter
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from slimscope.fs import HIDDEN_NAMES, MASK, SHIFT, Dir, Filesystem
-from slimscope.image.layer import DIR, FILE, OPAQUE, OTHER_WH, WHITEOUT
+from slimscope.image.layer import DIR, FILE, NO_DIGEST, OPAQUE, OTHER_WH, WHITEOUT
+from slimscope.image.tarstream import EMPTY_SHA256
+
+_DIGEST = struct.Struct("32s")
 
 
 @dataclass
@@ -114,7 +120,24 @@ def analyze_waste(fs: Filesystem, visible: set[int] | None = None) -> Waste:
     return waste
 
 
+def _repeated_digests(fs: Filesystem) -> set[bytes]:
+    """Content digests that more than one member of the image has (visible or not), counted in C.
+
+    Most files of most images are unique: with no digest repeated there is nothing to group, and the
+    per-file loop below is skipped (measured: 0.20 s of 0.56 s of analysis on 210k files).
+    """
+    counts: Counter[bytes] = Counter()
+    for entries in fs.layers:
+        counts.update(map(itemgetter(0), _DIGEST.iter_unpack(entries.digests)))
+    counts.pop(NO_DIGEST, None)  # not a file
+    counts.pop(EMPTY_SHA256, None)  # an empty file: never a duplicate
+    return {digest for digest, count in counts.items() if count > 1}
+
+
 def _duplicates(fs: Filesystem, visible: set[int], waste: Waste) -> None:
+    repeated = _repeated_digests(fs)
+    if not repeated:
+        return
     groups: dict[bytes, list[int]] = {}
     layers = fs.layers
     for number, entries in enumerate(layers):
@@ -125,11 +148,8 @@ def _duplicates(fs: Filesystem, visible: set[int], waste: Waste) -> None:
         while index >= 0:
             if sizes[index] and base | index in visible:
                 key = digests[index * 32 : index * 32 + 32]
-                slot = groups.get(key)
-                if slot is None:
-                    groups[key] = [base | index]
-                else:
-                    slot.append(base | index)
+                if key in repeated:
+                    groups.setdefault(key, []).append(base | index)
             index = kinds.find(FILE, index + 1)
     paths_of: dict[int, list[bytes]] = {}
     wanted = {ref for refs in groups.values() if len(refs) > 1 for ref in refs}
