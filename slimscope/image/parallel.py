@@ -69,6 +69,10 @@ def _reader(fd: int, offset: int, size: int) -> Callable[[int], bytes]:
         if len(data) < n:
             raise FormatError("the archive is truncated (a blob ends early)")
         pos += n
+        counter = _READ_COUNTER
+        if counter is not None:
+            with counter.get_lock():
+                counter.value += n
         return data
 
     return read
@@ -154,10 +158,11 @@ def _scan_range(
     try:
         read = _reader(fd, job.offset + start, job.size - start)
         tar = TarStream(stop_at=None if stop_at is None else stop_at - start)
-        chunk = read(READ_SIZE)
-        while chunk and not tar.stopped:
-            tar.feed(chunk)
+        while not tar.stopped:
             chunk = read(READ_SIZE)
+            if not chunk:
+                break
+            tar.feed(chunk)
         tar.close()
         return tar.entries, tar.stopped
     except FormatError as exc:
@@ -211,10 +216,15 @@ def _merge(first: LayerEntries, second: LayerEntries) -> LayerEntries:
     return first
 
 
-def _worker_init() -> None:
+_READ_COUNTER: Any = None  # in a worker: the shared count of bytes read (see _parse)
+
+
+def _worker_init(counter: Any = None) -> None:
     """Workers leave Ctrl-C and SIGTERM to the parent, which ends them."""
+    global _READ_COUNTER
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _READ_COUNTER = counter
 
 
 def _context() -> Any:
@@ -251,14 +261,14 @@ def scan_blobs(
         else:
             parse.append(job)
 
-    def done(job: BlobJob, outcome: Outcome) -> None:
+    def done(job: BlobJob, outcome: Outcome, counted: bool = False) -> None:
         results[job.name] = outcome
-        if progress is not None:
+        if progress is not None and not counted:
             progress(job.size)
 
     parse.sort(key=lambda j: -j.size)
     if not verify:
-        _parse(parse, done, on_blob)
+        _parse(parse, done, on_blob, progress)
         return results
     from concurrent.futures import ThreadPoolExecutor
 
@@ -267,7 +277,7 @@ def scan_blobs(
         hashing: list[tuple[BlobJob, Reused, Future[str]]] = [
             (job, known, threads.submit(_hash, job)) for job, known in verify
         ]
-        _parse(parse, done, on_blob)
+        _parse(parse, done, on_blob, progress)
         for job, known, future in hashing:
             digest = future.result()
             if digest == known.digest:
@@ -277,13 +287,18 @@ def scan_blobs(
             elif digest == known.diff_id:
                 scan = LayerScan(digest, job.size, "none", digest, known.entries, reused=True)
             else:  # not the layer its name or fingerprint promised: read it for what it is
-                _parse([job], done, on_blob)
+                _parse([job], done, on_blob, progress)
                 continue
             done(job, scan)
     return results
 
 
-def _parse(jobs: list[BlobJob], done: Callable[[BlobJob, Outcome], None], on_blob) -> None:
+def _parse(
+    jobs: list[BlobJob],
+    done: Callable[..., None],
+    on_blob: Callable[[str], None] | None,
+    progress: Callable[[int], None] | None = None,
+) -> None:
     """Parse blobs in worker processes when there is enough work for two, else here."""
     total = sum(job.size for job in jobs)
     big = max(jobs, key=lambda j: j.size, default=None)
@@ -297,7 +312,24 @@ def _parse(jobs: list[BlobJob], done: Callable[[BlobJob, Outcome], None], on_blo
                 on_blob(job.name)
             done(job, _scan(job))
         return
-    pool = _context().Pool(WORKERS, initializer=_worker_init)
+    context = _context()
+    counter = context.Value("q", 0)  # bytes the workers have read, for the progress bar
+    pool = context.Pool(WORKERS, initializer=_worker_init, initargs=(counter,))
+    reported = 0
+
+    def wait(result: Any) -> Any:
+        """A worker's result; meanwhile the progress bar follows what the workers have read."""
+        nonlocal reported
+        while True:
+            result.wait(0.1)
+            if progress is not None:
+                now = counter.value
+                if now > reported:
+                    progress(now - reported)
+                    reported = now
+            if result.ready():
+                return result.get()
+
     try:
         halves = None
         if split is not None:
@@ -317,20 +349,21 @@ def _parse(jobs: list[BlobJob], done: Callable[[BlobJob, Outcome], None], on_blo
             with ThreadPoolExecutor(1, thread_name_prefix="slimscope-hash") as hasher:
                 digest_future = hasher.submit(_hash, job)
                 fingerprint_key = fingerprint(job)
-                (first, stopped), (second, _) = halves[0].get(), halves[1].get()
+                (first, stopped), (second, _) = wait(halves[0]), wait(halves[1])
                 digest = digest_future.result()
             if isinstance(first, FormatError):
-                done(job, first)
+                done(job, first, True)
             elif not stopped:  # the first half read on to the end: it is the whole layer
-                done(job, LayerScan(digest, job.size, "none", digest, first, fingerprint_key))
+                done(job, LayerScan(digest, job.size, "none", digest, first, fingerprint_key), True)
             elif isinstance(second, FormatError):  # an error past the middle: a whole read says where
-                done(job, _scan(job))
+                done(job, _scan(job), True)
             else:
-                done(job, LayerScan(digest, job.size, "none", digest, _merge(first, second), fingerprint_key))
+                merged = _merge(first, second)
+                done(job, LayerScan(digest, job.size, "none", digest, merged, fingerprint_key), True)
         for job, result in pending:
             if on_blob is not None:
                 on_blob(job.name)
-            done(job, result.get())
+            done(job, wait(result), True)
         pool.close()
     finally:
         pool.terminate()  # on Ctrl-C or an error too: no worker outlives the read

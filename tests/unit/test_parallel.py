@@ -54,9 +54,9 @@ def test_worker_processes_agree_with_a_streamed_read(
     scans: list[str] = []
     real = parallel._parse
 
-    def counting(jobs, done, on_blob):
+    def counting(jobs, done, on_blob, progress=None):
         scans.extend(job.name for job in jobs)
-        return real(jobs, done, on_blob)
+        return real(jobs, done, on_blob, progress)
 
     monkeypatch.setattr(parallel, "_parse", counting)
     doc = document(analyze(load_image(target)))
@@ -165,3 +165,18 @@ def test_an_error_past_the_middle_is_reported_as_by_a_whole_read(
     split_error, streamed_error = _error_both_ways(monkeypatch, target)
     assert split_error == streamed_error
     assert "corrupt tar header after member" in split_error
+
+
+def test_progress_follows_the_workers_and_adds_up_as_a_streamed_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, halves: list[int]
+) -> None:
+    target = _one_layer(tmp_path, _files(3000, 2000))
+    ticks: list[int] = []
+    load_image(target, progress=sources.Progress(advance=ticks.append))
+    assert halves == [3001]
+    streamed: list[int] = []
+    with monkeypatch.context() as m:
+        m.setattr(sources, "_regular_file", lambda handle: False)
+        load_image(target, progress=sources.Progress(advance=streamed.append))
+    # every byte the workers read is counted (the first half may read a little past the middle)
+    assert sum(streamed) <= sum(ticks) < sum(streamed) + (1 << 20)
