@@ -13,7 +13,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, ScrollableContainer, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Input, Label, ProgressBar, Static, Tree
@@ -37,7 +37,7 @@ from slimscope.tui.model import (
     TreeSource,
     search,
 )
-from slimscope.tui.widgets import DetailsPane, FileTree, FindingsTree, LayerTable, SummaryHeader
+from slimscope.tui.widgets import DetailsPane, FileTree, FindingsTree, LayerTable, SummaryHeader, fit
 
 CSS_PATH = Path(__file__).with_name("app.tcss")
 
@@ -132,7 +132,6 @@ class HelpScreen(ModalScreen):
         lines.append(
             "Colours: red toolchain, yellow cache, magenta source, cyan docs; the mouse works everywhere.\n"
         )
-        lines.append("ctrl+p opens the command palette with every action.\n", style="dim")
         with VerticalScroll(id="help"):
             yield Static(lines)
 
@@ -169,11 +168,7 @@ class SearchingScreen(Screen):
 class MainScreen(SearchingScreen):
     """The explorer: header, layers and findings on the left, file tree and details on the right."""
 
-    BINDINGS = [
-        Binding(k.keys, k.action, k.description, show=k.show)
-        for k in KEYS
-        if k.action not in ("quit", "help", "interrupt", "app.focus_next", "app.focus_previous")
-    ]
+    BINDINGS = [Binding(k.keys, k.action, k.description, show=k.show) for k in KEYS if k.bound == "screen"]
 
     def __init__(self, analysis: Analysis) -> None:
         super().__init__()
@@ -182,7 +177,8 @@ class MainScreen(SearchingScreen):
         self.layer_index = len(analysis.image.layers) - 1
         self.changes_only = False
         self.allowed: Container[bytes] | None = None  # a set, or the PathMatches of a search
-        self.focus_paths: list[bytes] | None = None
+        self.focus_paths: list[bytes] | None = None  # a finding's paths, shown with their folders open
+        self.focus_rule = ""
         self._fs_cache: dict[int, Filesystem] = {}
         self._source_cache: dict[tuple[int, bool], TreeSource] = {}
 
@@ -246,15 +242,31 @@ class MainScreen(SearchingScreen):
         return fs
 
     def refresh_tree(self, reveal: list[bytes] | None = None) -> None:
-        """Rebuild the file tree from the current layer, mode, filters and search."""
+        """Rebuild the file tree from the current layer, mode, filters and search.
+
+        A finding's paths are revealed; a search's matches are opened by the tree's one rule.
+        """
         tree = self.query_one(FileTree)
         tree.show(self.source(), self.filters, self.allowed, reveal)
+        if self.allowed is not None and reveal is None and self.focus_paths is None:
+            tree.open_matches()
+        self.update_filterline()
+
+    @on(FileTree.Opened)
+    def tree_opened(self) -> None:
         self.update_filterline()
 
     def update_filterline(self) -> None:
-        """One line saying which filters are on."""
+        """One line saying what the tree shows: the search (or finding) first, then layer and filters."""
         f = self.filters
-        parts = [("changes of" if self.changes_only else "filesystem as of") + f" layer {self.layer_index}"]
+        parts = []
+        if self.focus_paths is not None:
+            n = len(self.focus_paths)
+            parts.append(f"{n:,} path{'s' if n != 1 else ''} of {self.focus_rule} (esc clears)")
+        elif self.allowed is not None:
+            parts.append(search_status(self.allowed, self.query_one(FileTree)))
+        view = "changes of" if self.changes_only else "filesystem as of"
+        parts.append(f"{view} layer {self.layer_index}")
         hidden = {"+": "added", "~": "modified", "=": "stored again", "-": "deleted", " ": "unchanged"}
         off = [name for mark, name in hidden.items() if mark not in f.marks]
         if off:
@@ -264,8 +276,6 @@ class MainScreen(SearchingScreen):
         if f.min_size:
             parts.append(f"at least {human(f.min_size)}")
         parts.append("sorted by name" if f.sort_by_name else "sorted by size")
-        if self.allowed is not None:
-            parts.append(f"{len(self.allowed):,} matching paths (esc clears)")
         self.query_one("#filterline", Label).update(Text(" · ".join(parts), style="dim"))
 
     # -- events ------------------------------------------------------------------------------------
@@ -273,9 +283,16 @@ class MainScreen(SearchingScreen):
     def layer_chosen(self, event: LayerTable.LayerChosen) -> None:
         if event.layer != self.layer_index:
             self.layer_index = event.layer
-            if self.allowed is not None and self.focus_paths is None:
-                self.allowed = None
+            self._search_again()
             self.refresh_tree()
+
+    def _search_again(self) -> None:
+        """Another layer or mode is another tree: run the search in the box over it (a finding stays)."""
+        if self.focus_paths is None:
+            query = self.query_one("#search", Input).value
+            self.allowed = None
+            if query:
+                self.allowed = self.run_search(self.source().searcher(), query, None)[1]
 
     @on(FindingsTree.FindingChosen)
     def finding_chosen(self, event: FindingsTree.FindingChosen) -> None:
@@ -294,6 +311,7 @@ class MainScreen(SearchingScreen):
                 parent = parent.rpartition(b"/")[0]
         self.allowed = _with_descendants(allowed, self.source(), paths)
         self.focus_paths = paths
+        self.focus_rule = "hidden bytes" if event.rule == "hidden" else event.rule
         self.query_one(LayerTable).move_cursor(row=self.layer_index)  # the table shows the tree's layer
         self.refresh_tree(reveal=paths)
         self.query_one(FileTree).focus()
@@ -324,21 +342,6 @@ class MainScreen(SearchingScreen):
             return
         self.focus_paths = None
         self.refresh_tree()
-        if self.allowed:
-            self._expand_matches()
-
-    def _expand_matches(self, budget: int = 80) -> None:
-        """Open folders breadth-first until about `budget` rows are shown (a folder adds up to a chunk)."""
-        tree = self.query_one(FileTree)
-        queue = list(tree.root.children)
-        shown = len(queue)
-        while queue and shown < budget:
-            node = queue.pop(0)
-            if node.allow_expand:
-                tree._ensure_filled(node)
-                node.expand()
-                shown += len(node.children)
-                queue.extend(node.children)
 
     # -- actions -----------------------------------------------------------------------------------
     def action_search(self) -> None:
@@ -380,7 +383,7 @@ class MainScreen(SearchingScreen):
 
     def action_layer_mode(self) -> None:
         self.changes_only = not self.changes_only
-        self.allowed = None
+        self._search_again()
         self.refresh_tree()
 
     def action_collapse_all(self) -> None:
@@ -454,6 +457,18 @@ class MainScreen(SearchingScreen):
             self.notify(f"cannot write {name}: {exc.strerror or exc}", severity="error", markup=False)
             return
         self.notify(f"wrote {visible(os.path.abspath(name))}", markup=False)
+
+
+def search_status(matches: Container[bytes], tree: FileTree) -> str:
+    """`N matching paths, all shown` or `N matching paths, K not shown: narrow the search`."""
+    total = len(matches)  # type: ignore[arg-type]
+    shown = tree.shown_matches()
+    if not total:
+        return "no matching paths (esc clears)"
+    found = f"{total:,} matching paths"  # always plural: scripts/tmux-smoke.sh waits for the words
+    if shown is None or shown >= total:
+        return f"{found}, all shown (esc clears)"
+    return f"{found}, {total - shown:,} not shown: narrow the search (esc clears)"
 
 
 def _with_descendants(allowed: set[bytes], source: TreeSource, roots: list[bytes]) -> set[bytes]:
@@ -602,7 +617,7 @@ class ExplorerApp(App):
         yield from super().get_system_commands(screen)
         if isinstance(screen, MainScreen):
             for key in KEYS:
-                if key.action.startswith(("app.", "quit", "help", "interrupt", "cursor_", "focus_pane")):
+                if key.bound != "screen" or key.action.startswith(("cursor_", "focus_pane")):
                     continue
                 action = key.action
                 yield SystemCommand(
@@ -612,23 +627,29 @@ class ExplorerApp(App):
 
 
 class SuggestScreen(ModalScreen):
-    """The multi-stage rewrite: the plan and the Dockerfile, computed in a worker on demand."""
+    """The multi-stage rewrite: the plan and the Dockerfile, computed in a worker on demand.
+
+    A centred box sized to the screen. The plan's `label  value` lines wrap at the box's width under
+    their value, never between a number and its unit; the table of copies and the Dockerfile never
+    wrap (long paths and RUN lines stay whole: the box scrolls sideways).
+    """
 
     BINDINGS = [Binding("escape,q,d", "dismiss", "Close")]
 
     def __init__(self, suggest: Callable[[], Any]) -> None:
         super().__init__()
         self.suggest = suggest
+        self._shown: tuple[list[str], str] | None = None  # (plan lines, Dockerfile) once computed
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(id="help"):
+        with ScrollableContainer(id="suggest"):
             yield Static(
                 Text("Working out what the command needs at run time (reads the image again)…", style="dim"),
                 id="suggestion",
             )
 
     def on_mount(self) -> None:
-        self.query_one("#help").border_title = "Suggested multi-stage Dockerfile (escape closes)"
+        self.query_one("#suggest").border_title = "Suggested multi-stage Dockerfile (escape closes)"
         self.run_suggest()
 
     @work(thread=True, exclusive=True, exit_on_error=False)
@@ -636,17 +657,33 @@ class SuggestScreen(ModalScreen):
         """Compute the suggestion off the UI thread."""
         try:
             suggestion = self.suggest()
-            shown = render_suggestion(suggestion)
+            shown = (plan_lines(suggestion), suggestion.dockerfile)
         except Exception as exc:  # one line in the view, like the command line would print
             from slimscope.errors import SlimscopeError
 
             message = str(exc) if isinstance(exc, SlimscopeError) else f"{exc.__class__.__name__}: {exc}"
-            shown = Text("could not make a suggestion: ", style="red") + safe(message)
-        self.app.call_from_thread(self.query_one("#suggestion", Static).update, shown)
+            failed = Text("could not make a suggestion: ", style="red") + safe(message)
+            self.app.call_from_thread(self.query_one("#suggestion", Static).update, failed)
+            return
+        self.app.call_from_thread(self._show, shown)
+
+    def _show(self, shown: tuple[list[str], str]) -> None:
+        self._shown = shown
+        self._layout()
+
+    def on_resize(self) -> None:
+        self._layout()
+
+    def _layout(self) -> None:
+        if self._shown is None:
+            return
+        box = self.query_one("#suggest", ScrollableContainer)
+        width = box.size.width - box.styles.scrollbar_size_vertical  # the text is taller than the box
+        self.query_one("#suggestion", Static).update(render_suggestion(*self._shown, max(width, 40)))
 
 
-def render_suggestion(suggestion: Any) -> Text:
-    """The plan summary and the Dockerfile as inert text."""
+def plan_lines(suggestion: Any) -> list[str]:
+    """The plan summary as the command line prints it, unwrapped (inert, already sanitized text)."""
     import io
 
     from rich.console import Console
@@ -654,15 +691,49 @@ def render_suggestion(suggestion: Any) -> Text:
     from slimscope.report.suggest_text import render
 
     buffer = io.StringIO()
-    render(suggestion, Console(file=buffer, width=100, no_color=True, highlight=False))
-    out = Text()
-    for line in buffer.getvalue().splitlines():
-        out.append_text(safe(line))
-        out.append("\n")
+    # wide enough that Rich wraps nothing and the table of copies keeps every path whole
+    render(suggestion, Console(file=buffer, width=4000, no_color=True, highlight=False))
+    return [line.rstrip() for line in buffer.getvalue().splitlines()]
+
+
+_LABEL = re.compile(r"  [a-z]+ +(?=\S)")  # `  size      ` (12 characters): a value's column
+_SIZE_GAP = re.compile(r"(\d) (B|kB|MB|GB|TB)\b")
+_KEEP = "\x00"  # never in sanitized text (a NUL is shown as the four characters \x00)
+
+
+def wrap_value(line: str, width: int) -> list[str]:
+    """A `  label     value` line wrapped at `width`, continued under the value; a size (`250.1 MB`)
+    is never split from its unit. Other lines (the table, headings) are returned whole."""
+    label = _LABEL.match(line)
+    if label is None or label.end() != 12 or len(line) <= width:
+        return [line]
+    indent = " " * label.end()
+    words = _SIZE_GAP.sub(r"\1" + _KEEP + r"\2", line[label.end() :]).split(" ")
+    out: list[str] = []
+    current = line[: label.end()]
+    for word in words:
+        if len(current) > len(indent) and len(current) + 1 + len(word) > width:
+            out.append(current)
+            current = indent + word
+        else:
+            current += word if len(current) == len(indent) else " " + word
+    out.append(current)
+    return [piece.replace(_KEEP, " ") for piece in out]
+
+
+def render_suggestion(plan: list[str], dockerfile: str, width: int) -> Text:
+    """The plan (wrapped at `width`) and the Dockerfile (one screen line per line, never wrapped) as
+    inert text. Dockerfile text is shown as written: a backslash stays one, so it can be copied."""
+    out = Text(no_wrap=True, overflow="ignore")
+    for line in plan:
+        for piece in wrap_value(line, width):
+            out.append_text(safe(piece, command=True))  # already sanitized: only controls would change
+            out.append("\n")
     out.append("\n")
-    for line in suggestion.dockerfile.splitlines():
-        out.append_text(safe(line, "cyan"))
+    for line in dockerfile.splitlines():
+        out.append_text(safe(line, "cyan", command=True))
         out.append("\n")
+    out.rstrip()
     return out
 
 
@@ -730,7 +801,7 @@ class DiffScreen(SearchingScreen):
         )
         return out
 
-    def _overview(self) -> Text:
+    def _overview(self, width: int | None = None) -> Text:
         d = self.diff
         out = Text()
         layers = d.layers
@@ -743,9 +814,10 @@ class DiffScreen(SearchingScreen):
         )
         for side, history in (("old", layers.old_history), ("new", layers.new_history)):
             for line in history[:8]:
-                text = line.line
-                out.append(f"  {side}: ", style="dim")
-                out.append_text(safe(" ".join(str(text).split())[:70]))
+                # a history line as written (a backslash stays one), cut to the pane with an ellipsis
+                command = " ".join(str(line.line).split())
+                shown = Text(f"  {side}: ", style="dim") + safe(command, command=True)
+                out.append_text(fit(shown, width) if width else shown)
                 out.append("\n")
         out.append("\nPackages\n", style="bold")
         if not d.packages:
@@ -773,19 +845,37 @@ class DiffScreen(SearchingScreen):
         out.append(f"  {'hidden':<10} {human(old):>9} -> {human(new):>9}  {_signed(new - old)}\n")
         return out
 
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._fit_overview)
+
+    def _fit_overview(self) -> None:
+        overview = self.query_one("#overview", Static)
+        if overview.size.width:
+            overview.update(self._overview(overview.size.width))
+
     def refresh_tree(self) -> None:
-        """Rebuild the tree from filters and search."""
-        self.query_one(FileTree).show(self.source_tree, self.filters, self.allowed)
+        """Rebuild the tree from filters and search (its matches opened by the tree's one rule)."""
+        tree = self.query_one(FileTree)
+        tree.show(self.source_tree, self.filters, self.allowed)
+        if self.allowed is not None:
+            tree.open_matches()
+        self.update_filterline()
+
+    @on(FileTree.Opened)
+    def tree_opened(self) -> None:
+        self.update_filterline()
+
+    def update_filterline(self) -> None:
+        """The search first, then sort and filters."""
         f = self.filters
         names = {"+": "added", "-": "removed", "~": "modified", ">": "moved"}
-        parts = ["sorted by name" if f.sort_by_name else "biggest change first"]
+        parts = [] if self.allowed is None else [search_status(self.allowed, self.query_one(FileTree))]
+        parts.append("sorted by name" if f.sort_by_name else "biggest change first")
         off = [name for mark, name in names.items() if mark not in f.marks]
         if off:
             parts.append("hiding " + ", ".join(off))
         if f.min_size:
             parts.append(f"at least {human(f.min_size)}")
-        if self.allowed is not None:
-            parts.append(f"{len(self.allowed):,} matching paths (esc clears)")
         self.query_one("#filterline", Label).update(Text(" · ".join(parts), style="dim"))
 
     @on(FileTree.RowHighlighted)

@@ -7,21 +7,43 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Key:
-    """One binding: keys (comma-separated), the action, a description, and whether the footer shows it."""
+    """One binding: keys (comma-separated), the action, a description, and whether the footer shows it.
+
+    `bound` says who binds it: "screen" (the main screen binds it from this table), "app" (the app or
+    Textual binds it itself: quit, help, ctrl+c, ctrl+p) or "widget" (the focused pane's own key, such as
+    Enter in the findings; listed here so that the help, made from this table, tells every key).
+    """
 
     keys: str
     action: str
     description: str
     show: bool = False
     group: str = "general"
+    bound: str = "screen"
 
 
 KEYS: tuple[Key, ...] = (
-    Key("q", "quit", "Quit", True),
-    Key("ctrl+c", "interrupt", "Quit at once with exit status 130, like Ctrl-C elsewhere"),
-    Key("question_mark,f1", "help", "Help", True),
-    Key("tab", "app.focus_next", "Next pane (like dive)"),
-    Key("shift+tab", "app.focus_previous", "Previous pane"),
+    Key("q", "quit", "Quit", True, bound="app"),
+    Key("ctrl+c", "interrupt", "Quit at once with exit status 130, like Ctrl-C elsewhere", bound="app"),
+    Key("question_mark,f1", "help", "Help", True, bound="app"),
+    Key("ctrl+p", "command_palette", "Command palette: every action by name", bound="app"),
+    Key("tab", "app.focus_next", "Next pane (like dive)", bound="app"),
+    Key("shift+tab", "app.focus_previous", "Previous pane", bound="app"),
+    # Enter is the focused tree's own key (Tree.select_cursor); the README promises both uses
+    Key(
+        "enter",
+        "select_cursor",
+        "Findings: show the finding's paths in the tree",
+        group="findings",
+        bound="widget",
+    ),
+    Key(
+        "enter",
+        "select_cursor",
+        "Files: open a folder, or show a long folder's next rows",
+        group="tree",
+        bound="widget",
+    ),
     Key("slash,ctrl+f", "search", "Search paths", True, "tree"),
     Key("escape", "clear", "Close search / clear filters", False, "tree"),
     Key("a,ctrl+a", "toggle_mark('+')", "Show/hide added", False, "filters"),

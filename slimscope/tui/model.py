@@ -36,6 +36,7 @@ MARK_NAMES = {
 }
 SIZE_STEPS = (0, 1_000, 100_000, 1_000_000, 10_000_000, 100_000_000)
 CHUNK = 300  # children shown per folder before a "more" row
+SEARCH_ROWS = 100  # a search opens the folders that start within this many rows from the top
 
 
 @dataclass(slots=True)
@@ -526,6 +527,12 @@ class PathMatches:
         j = bisect_left(hits, prefix, i)
         return j < len(hits) and hits[j].startswith(prefix)
 
+    def matched(self, path: bytes) -> bool:
+        """Whether the path itself matched (not only something below it)."""
+        hits = self.hits
+        i = bisect_left(hits, path)
+        return i < len(hits) and hits[i] == path
+
 
 class _BufferMatches(PathMatches):
     """The PathMatches of a query answered from one of a Searcher's buffers: `holds(start, end)` says
@@ -589,6 +596,11 @@ class _BufferMatches(PathMatches):
         j = bisect_left(paths, path + b"/", i)  # the paths below: from path/ up to path0 ('0' follows '/')
         k = bisect_left(paths, path + b"0", j)
         return j < k and holds(before[j] + j, before[k] + k - 1)
+
+    def matched(self, path: bytes) -> bool:
+        paths, before = self._paths, self._before
+        i = bisect_left(paths, path)
+        return i < len(paths) and paths[i] == path and self._holds(before[i] + i, before[i + 1] + i)
 
 
 def search(paths: list[bytes] | Searcher, query: str, regex: bool = False) -> PathMatches | None:
@@ -681,8 +693,14 @@ def describe(analysis: Analysis, index: PathIndex, row: Row) -> list[tuple[str, 
                     + entry.link.decode("utf-8", "surrogateescape"),
                 )
             )
-        layer = row.ref >> SHIFT
-        out.append(("layer", f"{layer}: {analysis.instruction_of(layer) or '(no history)'}"))
+        upto = row.ref >> SHIFT
+        events = index.events(row.path)
+        created, changed = created_and_changed(events, upto)
+        out.append(("created", f"layer {created}: {analysis.instruction_of(created) or '(no history)'}"))
+        if changed != created:
+            out.append(("changed", f"layer {changed}: {analysis.instruction_of(changed) or '(no history)'}"))
+        elif any(created < layer <= upto and what == "listed again" for layer, what in events):
+            out.append(("changed", f"not since layer {created} (later layers only listed it again)"))
     elif row.is_dir:
         out.append(("size", f"{row.size:,} bytes in {row.files:,} files below"))
     history = index.events(row.path)
@@ -705,6 +723,28 @@ def describe(analysis: Analysis, index: PathIndex, row: Row) -> list[tuple[str, 
         if digest:
             out.append(("digest", digest))
     return out
+
+
+# details values that hold a history line (shown as written: a backslash stays one backslash)
+COMMAND_LABELS = frozenset({"created", "changed"})
+
+
+def created_and_changed(history: list[tuple[int, str]], upto: int) -> tuple[int, int]:
+    """(the layer that created a path, the layer that last changed it), from its history up to layer
+    `upto` (the layer of the entry shown). A layer that only lists a folder again, unchanged, does not
+    change it; after a deletion, the layer that adds the path again creates it."""
+    created: int | None = None
+    changed = upto
+    for layer, what in history:
+        if layer > upto:
+            break
+        if what.startswith("deleted"):
+            created = None
+        elif created is None or what == "added":
+            created = changed = layer
+        elif what != "listed again":
+            changed = layer
+    return (upto, upto) if created is None else (created, changed)
 
 
 def _mode_bits(kind: int) -> int:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable, Static, Tree
+from textual.widgets.data_table import ColumnKey
 from textual.widgets.tree import TreeNode
 
 from slimscope.analysis.core import Analysis
@@ -18,10 +20,12 @@ from slimscope.sanitize import text as safe
 from slimscope.sanitize import visible
 from slimscope.tui.model import (
     CHUNK,
+    COMMAND_LABELS,
     MARK_ADDED,
     MARK_DELETED,
     MARK_META,
     MARK_MODIFIED,
+    SEARCH_ROWS,
     Filters,
     PathIndex,
     Row,
@@ -53,6 +57,24 @@ def _rule_category(rule: str) -> str | None:
     return next((r.category for r in load_catalog() if r.id == rule), None)
 
 
+def fit(text: Text, width: int, keep: int = 0) -> Text:
+    """`text` on one line of at most `width` cells, ending in an ellipsis when cut.
+
+    The last `keep` characters (a rule id such as ` [SS101]`) stay whole: the ellipsis goes before them.
+    """
+    if text.cell_len <= width:
+        return text
+    if 0 < keep < len(text):
+        tail = text[len(text) - keep :]
+        if tail.cell_len + 2 <= width:
+            head = text[: len(text) - keep]
+            head.truncate(width - tail.cell_len, overflow="ellipsis")
+            return head + tail
+    out = text.copy()
+    out.truncate(max(1, width), overflow="ellipsis")
+    return out
+
+
 def bar(part: int, whole: int, width: int = 12, style: str = "white") -> Text:
     """A small horizontal bar of part/whole."""
     filled = 0 if not whole else max(0, min(width, round(width * part / whole)))
@@ -67,37 +89,51 @@ class SummaryHeader(Static):
         self.analysis = analysis
 
     def on_mount(self) -> None:
-        self.update(self.render_summary())
+        self.update(self.render_summary(self.size.width or None))
 
-    def render_summary(self) -> Text:
-        """The header's lines."""
+    def on_resize(self) -> None:
+        self.update(self.render_summary(self.size.width or None))
+
+    def render_summary(self, width: int | None = None) -> Text:
+        """The header's lines; with a `width`, each line fits it (a long reference ends in an ellipsis)."""
         a = self.analysis
         s = a.summary
         total = s.image_bytes
-        out = Text()
-        out.append("slimscope ", style="bold")
-        out.append_text(safe(a.image.reference, "bold cyan"))
-        out.append(
+        name = Text("slimscope ", style="bold")
+        reference = safe(a.image.reference, "bold cyan")
+        numbers = Text(
             f"  {a.image.platform}  {len(a.image.layers)} layers  {human(total)} stored  "
-            f"{human(s.filesystem_bytes)} visible  dive efficiency {100 * s.dive_efficiency:.1f}%\n"
+            f"{human(s.filesystem_bytes)} visible  dive efficiency {100 * s.dive_efficiency:.1f}%"
         )
+        if width is not None:  # the reference gives way first, the numbers after it
+            room = width - name.cell_len - numbers.cell_len
+            reference = fit(reference, max(room, min(reference.cell_len, 12)))
+        lines = [name + reference + numbers, Text(), Text()]
         items: list[tuple[str, int, str]] = [("hidden", s.hidden_bytes, "magenta")]
         items += [(c, s.removable_bytes[c], CATEGORY_STYLE[c]) for c in CATEGORIES if c != "secret"]
         items.append(("slim est.", s.estimated_slim_bytes, "green"))
-        for i, (name, value, style) in enumerate(items):
-            out.append(f"{name:>10} ", style="bold" if name == "slim est." else "")
-            out.append_text(bar(value, total, 5, style))
-            out.append(f" {human(value):>9}")
-            out.append("\n" if i == 2 else "  ")
-        out.append(f"(-{percent(total - s.estimated_slim_bytes, total)})", style="dim")
+        for i, (label, value, style) in enumerate(items):
+            line = lines[1 if i < 3 else 2]
+            line.append(f"{label:>10} ", style="bold" if label == "slim est." else "")
+            line.append_text(bar(value, total, 5, style))
+            line.append(f" {human(value):>9}")
+            if i != 2:
+                line.append("  ")
+        lines[2].append(f"(-{percent(total - s.estimated_slim_bytes, total)})", style="dim")
         count = sum(len(f.paths) for f in a.findings if f.rule.category == "secret")
         if count:
-            out.append(f"  {count} possible secret file(s)", style="bold red")
-        return out
+            lines[2].append(f"  {count} possible secret file(s)", style="bold red")
+        if width is not None:
+            lines = [fit(line, width) for line in lines]
+        return Text("\n").join(lines)
 
 
 class LayerTable(DataTable):
-    """One row per layer: index, bytes with a bar, hidden and removable bytes, the instruction."""
+    """One row per layer: index, bytes with a bar, hidden and removable bytes, the instruction.
+
+    The number columns have fixed widths; the instruction takes the rest of the pane's width (set again
+    on every resize) and ends in an ellipsis, so the table never scrolls sideways.
+    """
 
     BINDINGS = [Binding("j", "cursor_down", show=False), Binding("k", "cursor_up", show=False)]
 
@@ -108,28 +144,54 @@ class LayerTable(DataTable):
             super().__init__()
             self.layer = layer
 
+    # (label, width) of the fixed columns; cell padding is 0, so each width holds a leading space
+    BAR = 5
+    FIXED = (("size", 9), ("", BAR + 1), ("hidden", 9), ("removable", 10))
+
     def __init__(self, analysis: Analysis, **kwargs) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
+        super().__init__(cursor_type="row", zebra_stripes=False, cell_padding=0, **kwargs)
         self.analysis = analysis
+        self._index_width = len(str(max(len(analysis.image.layers) - 1, 0)))
 
     def on_mount(self) -> None:
         a = self.analysis
-        self.add_columns("#", "size", "", "hidden", "removable", "instruction")
+        self.add_column(Text("#", justify="right"), width=self._index_width, key="index")
+        for label, width in self.FIXED:
+            self.add_column(Text(label, justify="right"), width=width, key=label or "bar")
+        self.add_column(Text(" instruction"), width=self.instruction_width(), key="instruction")
         largest = max((layer.size_bytes for layer in a.image.layers), default=0)
         for layer, where in zip(a.image.layers, a.layer_bytes):
             removable = sum(v for k, v in where.removable.items() if k != "secret")
             instruction = a.instruction_of(layer.index) or "(no history)"
+            shown = Text(" ") + safe(" ".join(instruction.split())[:1000], command=True)
+            shown.no_wrap, shown.overflow = True, "ellipsis"
             self.add_row(
                 Text(str(layer.index), justify="right"),
                 Text(human(layer.size_bytes), justify="right"),
-                bar(layer.size_bytes, largest, 8, "cyan"),
+                Text(" ") + bar(layer.size_bytes, largest, self.BAR, "cyan"),
                 Text(human(where.hidden) if where.hidden else "", justify="right", style="magenta"),
                 Text(human(removable) if removable else "", justify="right", style="red"),
-                safe(" ".join(instruction.split())[:200]),
+                shown,
                 key=str(layer.index),
             )
         if a.image.layers:
             self.move_cursor(row=len(a.image.layers) - 1)
+
+    def instruction_width(self) -> int:
+        """What the other columns (and a vertical scrollbar, when the rows need one) leave."""
+        width = self.size.width
+        if len(self.analysis.image.layers) + 1 > self.size.height:
+            width -= self.styles.scrollbar_size_vertical
+        fixed = self._index_width + sum(w for _, w in self.FIXED)
+        return max(12, width - fixed)
+
+    def on_resize(self) -> None:
+        column = self.columns.get(ColumnKey("instruction"))
+        width = self.instruction_width()
+        if column is not None and column.width != width:
+            column.width = width
+            self._require_update_dimensions = True  # DataTable's own: recompute the virtual width
+            self.refresh()
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         event.stop()
@@ -188,6 +250,18 @@ class FindingsTree(_FolderKeys):
         super().__init__("findings", **kwargs)
         self.analysis = analysis
         self.show_root = False
+        self._keep: dict[int, int] = {}  # node id -> characters at the end of its label kept whole
+
+    def render_label(self, node: TreeNode, base_style: Style, style: Style) -> Text:
+        """The label cut to the pane's width with an ellipsis (a finding's rule id stays whole)."""
+        label = super().render_label(node, base_style, style)
+        width = self.scrollable_content_region.width
+        if width <= 0:
+            return label
+        level, parent = 0, node.parent
+        while parent is not None and parent is not self.root:
+            level, parent = level + 1, parent.parent
+        return fit(label, width - level * self.guide_depth, self._keep.get(node.id, 0))
 
     def on_mount(self) -> None:
         a = self.analysis
@@ -203,8 +277,9 @@ class FindingsTree(_FolderKeys):
             )
             for hidden in a.waste.hidden[:50]:
                 label = Text(f"{human(hidden.bytes):>9} ") + safe("/" + visible(hidden.path))
-                label.append(f"  {hidden.reason} in layer {hidden.hidden_in}", style="dim")
-                node.add_leaf(label, data=("hidden", [hidden.path]))
+                why = f"  {hidden.reason} in layer {hidden.hidden_in}"
+                label.append(why, style="dim")
+                self._keep[node.add_leaf(label, data=("hidden", [hidden.path])).id] = len(why)
         for category in sorted(by_category, key=lambda c: -totals[c]):
             style = CATEGORY_STYLE.get(category, "")
             group = self.root.add(
@@ -217,6 +292,7 @@ class FindingsTree(_FolderKeys):
                     (f"[{finding.rule.id}]", "dim"),
                 )
                 node = group.add(label, data=(finding.rule.id, [p.path for p in finding.paths]))
+                self._keep[node.id] = len(finding.rule.id) + 3  # " [SS101]"
                 for path in finding.paths[:100]:
                     node.add_leaf(
                         Text(f"{human(path.bytes):>9} ") + safe("/" + visible(path.path)),
@@ -246,6 +322,12 @@ class FileTree(_FolderKeys):
             super().__init__()
             self.row = row
 
+    class Opened(Message):
+        """Folders were opened or closed: the number of search matches shown may have changed."""
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, FileTree.Opened)
+
     def __init__(self, **kwargs) -> None:
         super().__init__(Text("/"), **kwargs)
         self.source: TreeSource | None = None
@@ -274,6 +356,40 @@ class FileTree(_FolderKeys):
         self.cursor_line = 0
         if reveal:
             self.reveal(reveal)
+
+    def open_matches(self, rows: int = SEARCH_ROWS) -> None:
+        """The one rule for showing search matches: open folders from the top, depth first in the order
+        shown, each one that starts within the first `rows` rows of the tree; the rest stay closed.
+
+        The tree holds only matches and the folders above them, so the first screens fill with matches
+        and the work is bounded (about `rows` folders opened, a chunk of children each at most).
+        """
+        line = 0
+        stack = list(reversed(self.root.children))
+        while stack and line < rows:
+            node = stack.pop()
+            line += 1
+            if node.allow_expand:
+                self._ensure_filled(node)
+                node.expand()
+                stack.extend(reversed(node.children))
+
+    def shown_matches(self) -> int | None:
+        """How many search matches the open folders show (None when the tree is not a search)."""
+        matched = getattr(self.allowed, "matched", None)
+        if matched is None:
+            return None
+        count = 0
+        stack = [self.root]
+        while stack:
+            for child in stack.pop().children:
+                data = child.data
+                if isinstance(data, tuple) and data[0] == "row":
+                    if matched(data[1].path):
+                        count += 1
+                    if child.is_expanded:
+                        stack.append(child)
+        return count
 
     def reveal(self, paths: list[bytes]) -> None:
         """Open the folders above each path and move the cursor to the first one."""
@@ -381,6 +497,15 @@ class FileTree(_FolderKeys):
             return
         event.stop()
         self._ensure_filled(event.node)
+        if self.allowed is not None:
+            self.post_message(self.Opened())
+
+    def on_tree_node_collapsed(self, event: Tree.NodeCollapsed) -> None:
+        if event.control is not self:
+            return
+        event.stop()
+        if self.allowed is not None:
+            self.post_message(self.Opened())
 
     def on_tree_node_selected(self, event: Tree.NodeSelected) -> None:
         if event.control is not self:
@@ -393,6 +518,8 @@ class FileTree(_FolderKeys):
             event.node.remove()
             if parent is not None:
                 self._fill(parent, path, start, rows)
+                if self.allowed is not None:
+                    self.post_message(self.Opened())
 
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted) -> None:
         if event.control is not self:
@@ -428,6 +555,6 @@ class DetailsPane(Static):
         out = Text()
         for label, value in describe(self.analysis, self.index, row):
             out.append(f"{label:>9} ", style="bold")
-            out.append_text(safe(value))
+            out.append_text(safe(value, command=label in COMMAND_LABELS))
             out.append("\n")
         self.update(out)

@@ -56,6 +56,18 @@ def hostile_analysis(image_dir: Path) -> Analysis:
     return images.analysis_of(images.hostile_image(), image_dir, "hostile:[@click=app.quit()]\x1b[31m")
 
 
+@pytest.fixture(scope="session")
+def shell_analysis(image_dir: Path) -> Analysis:
+    """Histories that all start with `RUN set -eux;`, one with a backslash (see images.shell_image)."""
+    return images.analysis_of(images.shell_image(), image_dir, "shell:latest")
+
+
+@pytest.fixture(scope="session")
+def search_analysis(image_dir: Path) -> Analysis:
+    """6,000 files in 300 folders, 301 of them named file13 (see images.search_image)."""
+    return images.analysis_of(images.search_image(), image_dir, "search:1")
+
+
 @pytest.fixture
 def make_app() -> Callable[[Analysis], ExplorerApp]:
     """Factory: an explorer over an analysis (its reference is the image's)."""

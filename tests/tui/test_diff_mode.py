@@ -87,3 +87,47 @@ def test_diff_mode_tree_filters_and_details(tmp_path: Path) -> None:
         assert app.return_code in (0, None)
 
     asyncio.run(scenario())
+
+
+def test_diff_mode_history_as_written_and_search_opens_matches(tmp_path: Path) -> None:
+    """A history line keeps its backslash (`\\n` as written, not `\\\\n`), cut with an ellipsis to
+    the pane; a search opens the matching folders by the same rule as the main screen."""
+    line = r"printf 'a\nb\n' > /app/notes && echo done with a rather long command line for the pane"
+    old = synth.Image([synth.Layer([synth.directory("app"), synth.file("app/x", b"x")])], tags=["h:old"])
+    new = synth.Image(
+        [
+            synth.Layer([synth.directory("app"), synth.file("app/x", b"x")]),
+            synth.Layer(
+                [synth.directory("app"), synth.directory("app/sub"), synth.file("app/sub/notes", b"a\nb\n")],
+                created_by=synth.created_by("RUN", line),
+            ),
+        ],
+        tags=["h:new"],
+    )
+    synth.write_archive(tmp_path / "old.tar", old, "docker-oci")
+    synth.write_archive(tmp_path / "new.tar", new, "docker-oci")
+    diff = diff_analyses(
+        analyze(load_image(str(tmp_path / "old.tar"))), analyze(load_image(str(tmp_path / "new.tar")))
+    )
+
+    async def scenario() -> None:
+        app = DiffApp(diff)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            await pilot.pause()
+            overview = str(app.screen.query_one("#overview").render()).splitlines()
+            news = [row for row in overview if row.startswith("  new: RUN")]
+            assert news == [r"  new: RUN printf 'a\nb\n' > /app/notes && echo done with a…"]
+            await pilot.press("slash", *"notes")
+            await pilot.pause(0.3)
+            await pilot.press("enter")
+            await pilot.pause()
+            tree = app.screen.query_one(FileTree)
+            assert [n.is_expanded for n in (tree.root.children[0], tree.root.children[0].children[0])] == [
+                True,
+                True,
+            ]
+            line = str(app.screen.query_one("#filterline").render())
+            assert line == "1 matching paths, all shown (esc clears) · biggest change first"
+
+    asyncio.run(scenario())

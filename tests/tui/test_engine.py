@@ -75,7 +75,8 @@ async def test_layers_image(build_fixture_image: Callable[[str], str]) -> None:
         shown = details(app)
         assert shown["size"] == "20,000 bytes"
         assert shown["history"] == "layer 2 added; layer 3 modified"
-        assert shown["layer"].startswith("3: RUN yes B | head -c 20000 > /data/b")
+        assert shown["created"].startswith("layer 2: ")
+        assert shown["changed"].startswith("layer 3: RUN yes B | head -c 20000 > /data/b")
         tree.move_cursor(find_node(tree, "/data/mode.sh"))
         await settle(pilot)
         shown = details(app)

@@ -76,11 +76,22 @@ async def test_names_render_as_visible_text(hostile_analysis: Analysis, make_app
         assert_inert(screen_text(pilot.app))
         assert len(tree_rows(tree)) == 18
         assert "[@click=app.quit()]x  0 B" in shown
+        # at 120 columns the reference gives way to the numbers (an ellipsis), the header keeps its lines
         header = screen_lines(pilot.app)[0]
-        assert r"slimscope hostile:[@click=app.quit()]\x1b[31m  linux/amd64" in header
+        assert header == (
+            r" slimscope hostile:[@click=app.quit()]\x…  linux/amd64  1 layers  5.0 kB stored  5.0 kB visible"
+            "  dive efficiency 100.0% "
+        )
         table = pilot.app.screen.query_one(LayerTable)
         instruction = table.get_row_at(0)[5].plain
-        assert instruction == r"RUN touch \x1b[2J[@click=app.quit()]evil [link=http://x]y"
+        assert instruction == r" RUN touch \x1b[2J[@click=app.quit()]evil [link=http://x]y"
+        row = widget_lines(pilot.app, table)[2]
+        assert row == r"│0   5.0 kB █████                    RUN touch \x1b[2J[@cl…│"
+    async with make_app(hostile_analysis).run_test(size=(160, 40)) as pilot:
+        await settle(pilot)
+        header = screen_lines(pilot.app)[0]
+        assert r" slimscope hostile:[@click=app.quit()]\x1b[31m  linux/amd64  1 layers" in header
+        assert_inert(screen_text(pilot.app))
 
 
 async def test_details_of_hostile_names(hostile_analysis: Analysis, make_app: MakeApp) -> None:
@@ -90,7 +101,7 @@ async def test_details_of_hostile_names(hostile_analysis: Analysis, make_app: Ma
         await settle(pilot)
         shown = details(pilot.app)
         assert shown["path"] == r"/hostile/esc-\x1b[31mred"
-        assert shown["layer"] == r"0: RUN touch \x1b[2J[@click=app.quit()]evil [link=http://x]y"
+        assert shown["created"] == r"layer 0: RUN touch \x1b[2J[@click=app.quit()]evil [link=http://x]y"
         tree.move_cursor(find_node(tree, "/hostile/link-\x1b]0;title\x07"))
         await settle(pilot)
         shown = details(pilot.app)
@@ -140,7 +151,7 @@ async def test_clicking_and_choosing_hostile_rows_runs_nothing(
         assert app.is_running
         await click_text(pilot, "RUN touch")
         assert app.is_running
-        await click_text(pilot, r"hostile:[@click=app.quit()]\x1b[31m")
+        await click_text(pilot, r"hostile:[@click=app.quit()]\x…")
         assert app.is_running
         await click_text(pilot, "[link=http:/")
         assert app.is_running

@@ -248,7 +248,8 @@ def test_describe_puts_the_digest_last(explorer_analysis: Analysis) -> None:
     row = next(r for r in source.children(b"usr/bin") if r.name == b"gcc-12")
     labels = [label for label, _ in describe(explorer_analysis, PathIndex(explorer_analysis), row)]
     assert labels == [
-        "path", "type", "size", "mode", "owner", "layer", "history", "package", "finding", "remedy", "digest"
+        "path", "type", "size", "mode", "owner", "created", "history", "package", "finding", "remedy",
+        "digest",
     ]  # fmt: skip
 
 

@@ -36,6 +36,7 @@ from slimscope.tui.widgets import FileTree, FindingsTree, LayerTable
 MakeApp = Callable[[Analysis], ExplorerApp]
 
 TOP = ["/usr", "/tmp-big", "/root", "/app", "/var", "/etc"]
+TAIL = " · filesystem as of layer 4 · sorted by size"  # the filter line after a search's own part
 # Every row of the final layer's filesystem with all folders open, largest first.
 EVERYTHING = [
     "/usr",
@@ -132,9 +133,16 @@ async def test_first_screen(explorer_analysis: Analysis, make_app: MakeApp) -> N
         text = screen_text(app)
         assert "slimscope explorer:latest  linux/amd64  5 layers  13.5 kB stored  9.2 kB visible" in text
         assert "1 possible secret file(s)" in text
-        table = "\n".join(widget_lines(app, layers))
-        for line in ("0  6.3 kB", "ADD rootfs.", "1  5.3 kB", "RUN apt-get", "COPY . /app", "4   210 B"):
-            assert line in table
+        # the instruction takes the room the numbers leave and ends in an ellipsis; no sideways scrolling
+        assert widget_lines(app, layers)[1:7] == [
+            "│#     size         hidden removable instruction           │",
+            "│0   6.3 kB █████   4.3 kB    2.0 kB ADD rootfs.tar /      │",
+            "│1   5.3 kB ████░             5.0 kB RUN apt-get install -…│",
+            "│2    428 B ░░░░░              120 B COPY . /app           │",
+            "│3   1.2 kB █░░░░              500 B RUN pip install flask │",
+            "│4    210 B ░░░░░                    RUN chmod 0755 /usr/b…│",
+        ]
+        assert layers.virtual_size.width == layers.size.width
         findings = "\n".join(widget_lines(app, app.screen.query_one(FindingsTree)))
         for line in (
             "4.3 kB hidden bytes",
@@ -181,7 +189,8 @@ async def test_details_of_a_package_file_with_a_finding(
         assert shown["size"] == "1,000 bytes"
         assert shown["mode"] == "-rwxr-xr-x"
         assert shown["owner"] == "0:0"
-        assert shown["layer"] == "1: RUN apt-get install -y gcc-12"
+        assert shown["created"] == "layer 1: RUN apt-get install -y gcc-12"
+        assert "changed" not in shown  # no later layer touched it
         assert shown["history"] == "layer 1 added"
         assert shown["package"] == "dpkg gcc-12 12.2.0-14"
         assert shown["finding"] == "GCC compiler [SS101, toolchain]"
@@ -197,7 +206,8 @@ async def test_details_history_across_layers(explorer_analysis: Analysis, make_a
         shown = details(pilot.app)
         assert shown["mode"] == "-rwxr-xr-x"
         assert shown["size"] == "200 bytes"
-        assert shown["layer"].startswith("4: RUN chmod 0755 /usr/bin/app && echo changed")
+        assert shown["created"] == "layer 0: ADD rootfs.tar /"
+        assert shown["changed"].startswith("layer 4: RUN chmod 0755 /usr/bin/app && echo changed")
         assert shown["history"] == "layer 0 added; layer 4 stored again"
         assert "package" not in shown and "finding" not in shown
         await move_to(pilot, tree, "/etc/hostname")
@@ -217,6 +227,12 @@ async def test_details_history_across_layers(explorer_analysis: Analysis, make_a
         assert shown["history"] == "layer 0 added; layer 4 deleted"
         await move_to(pilot, tree, "/usr")
         shown = details(pilot.app)
+        # a folder: made by layer 0, listed again by layers 1, 3 and 4 (their files below), never changed
+        assert shown["history"] == (
+            "layer 0 added; layer 1 listed again; layer 3 listed again; layer 4 listed again"
+        )
+        assert shown["created"] == "layer 0: ADD rootfs.tar /"
+        assert shown["changed"] == "not since layer 0 (later layers only listed it again)"
         assert shown["size"] == "7,900 bytes in 5 files below"
         assert shown["removable"] == "7,000 of 7,900 bytes below"
         await move_to(pilot, tree, "/")
@@ -230,7 +246,7 @@ async def test_details_of_a_secret(explorer_analysis: Analysis, make_app: MakeAp
         await move_to(pilot, tree, "/app/.env")
         shown = details(pilot.app)
         assert shown["finding"] == "Credential and environment files [SS502, secret]"
-        assert shown["layer"] == "2: COPY . /app"
+        assert shown["created"] == "layer 2: COPY . /app"
         assert "TOKEN" not in screen_text(pilot.app)
 
 
@@ -450,7 +466,7 @@ async def test_search_filters_the_tree(explorer_analysis: Analysis, make_app: Ma
             "/var/lib/dpkg/info",
             "/var/lib/dpkg/info/gcc-12:amd64.list",
         ]
-        assert filterline(pilot).endswith("· 6 matching paths (esc clears)")
+        assert filterline(pilot) == "6 matching paths, all shown (esc clears)" + TAIL
         assert pilot.app.focused is box  # typing goes on
         await pilot.press("enter")
         assert pilot.app.focused is tree
@@ -490,7 +506,7 @@ async def test_search_narrows_and_widens_back(explorer_analysis: Analysis, make_
             return tree_rows(tree)
 
         assert await typed("slash", *"GCC") == GCC_ROWS  # case does not matter
-        assert filterline(pilot).endswith("· 6 matching paths (esc clears)")
+        assert filterline(pilot) == "6 matching paths, all shown (esc clears)" + TAIL
         assert await typed(*"-12:") == [
             "/var",
             "/var/lib",
@@ -498,7 +514,7 @@ async def test_search_narrows_and_widens_back(explorer_analysis: Analysis, make_
             "/var/lib/dpkg/info",
             "/var/lib/dpkg/info/gcc-12:amd64.list",
         ]
-        assert filterline(pilot).endswith("· 1 matching paths (esc clears)")
+        assert filterline(pilot) == "1 matching paths, all shown (esc clears)" + TAIL
         assert await typed("backspace") == [
             "/usr",
             "/usr/bin",
@@ -509,11 +525,11 @@ async def test_search_narrows_and_widens_back(explorer_analysis: Analysis, make_
             "/var/lib/dpkg/info",
             "/var/lib/dpkg/info/gcc-12:amd64.list",
         ]
-        assert filterline(pilot).endswith("· 2 matching paths (esc clears)")
+        assert filterline(pilot) == "2 matching paths, all shown (esc clears)" + TAIL
         assert await typed("backspace", "backspace", "backspace") == GCC_ROWS
-        assert filterline(pilot).endswith("· 6 matching paths (esc clears)")
+        assert filterline(pilot) == "6 matching paths, all shown (esc clears)" + TAIL
         assert await typed(*"z") == []
-        assert filterline(pilot).endswith("· 0 matching paths (esc clears)")
+        assert filterline(pilot) == "no matching paths (esc clears)" + TAIL
         assert await typed("backspace") == GCC_ROWS
         assert await typed("backspace", "backspace", "backspace") == TOP  # an empty box shows everything
         assert filterline(pilot) == "filesystem as of layer 4 · sorted by size"
@@ -526,9 +542,7 @@ async def test_search_keys_are_typed_not_bound(explorer_analysis: Analysis, make
         await pilot.pause(0.3)
         assert pilot.app.screen.query_one("#search", Input).value == "xqas"
         assert pilot.app.is_running
-        assert (
-            filterline(pilot) == "filesystem as of layer 4 · sorted by size · 0 matching paths (esc clears)"
-        )
+        assert filterline(pilot) == "no matching paths (esc clears)" + TAIL
         assert tree_rows(tree_of(pilot)) == []
 
 
@@ -579,7 +593,7 @@ async def test_choosing_a_finding_reveals_its_paths(explorer_analysis: Analysis,
         assert label_of(tree.root) == "/  (filesystem as of layer 4)"
         assert pilot.app.screen.query_one(LayerTable).cursor_row == 4
         assert details(pilot.app)["finding"] == "GCC compiler [SS101, toolchain]"
-        assert filterline(pilot).endswith("· 8 matching paths (esc clears)")
+        assert filterline(pilot) == "2 paths of SS101 (esc clears)" + TAIL
         await pilot.press("escape")
         await settle(pilot)
         assert tree_rows(tree) == TOP
@@ -702,16 +716,20 @@ async def test_help_lists_every_binding(explorer_analysis: Analysis, make_app: M
 
 
 async def test_every_key_is_bound(explorer_analysis: Analysis, make_app: MakeApp) -> None:
-    """Every key of keys.KEYS reaches an action of the app or the main screen."""
+    """Every key of keys.KEYS reaches its action: the main screen's, the app's, or the focused pane's."""
     async with make_app(explorer_analysis).run_test(size=SIZE, notifications=True) as pilot:
         app_keys = pilot.app._bindings.key_to_bindings
         screen_keys = pilot.app.screen._bindings.key_to_bindings
+        panes = [pilot.app.screen.query_one(FindingsTree), tree_of(pilot)]
         for key in KEYS:
             for name in key.keys.split(","):
-                if key.action in ("quit", "help", "interrupt"):
+                if key.action in ("quit", "help", "interrupt", "command_palette"):
                     (binding,) = app_keys[name]
                     assert binding.action == key.action
                     assert binding.priority or name not in screen_keys, name  # ctrl+c beats copy_text
+                elif key.bound == "widget":
+                    for pane in panes:  # the findings and the file tree both choose with Enter
+                        assert pane._bindings.key_to_bindings[name][0].action == key.action, (pane, name)
                 else:
                     assert screen_keys[name][0].action == key.action, name
 

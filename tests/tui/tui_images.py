@@ -137,3 +137,35 @@ def analysis_of(image: Image, directory_: Path, reference: str) -> Analysis:
     loaded = load_image(str(path))
     loaded.reference = reference
     return analyze(loaded)
+
+
+# History lines as official images write them: every RUN starts with `set -eux;`, some hold backslashes.
+SHELL_HISTORY = [
+    "ADD rootfs.tar / # buildkit",
+    created_by("RUN", "set -eux; apt-get update; apt-get install -y --no-install-recommends ca-certificates"),
+    created_by("RUN", r"set -eux; printf 'deb http://deb.example/ bookworm main\n' > /etc/apt/sources.list"),
+    created_by("RUN", "set -eux; pip install --no-cache-dir flask==3.0.0 gunicorn==22.0.0"),
+]
+
+
+def shell_image() -> Image:
+    """Four layers with the histories above (a file or two each)."""
+    files = [
+        [file("etc/os-release", b"ID=debian\n"), file("usr/bin/sh", b"\x7fELF" + b"s" * 96)],
+        [file("usr/bin/curl", b"\x7fELF" + b"c" * 496), file("etc/ssl/certs/ca.pem", b"p" * 300)],
+        [file("etc/apt/sources.list", b"deb http://deb.example/ bookworm main\n")],
+        [file("usr/local/lib/python3.11/site-packages/flask/app.py", b"f" * 800)],
+    ]
+    layers = [Layer(with_parents(entries), created_by=line) for entries, line in zip(files, SHELL_HISTORY)]
+    return Image(layers, tags=["shell:latest"])
+
+
+def search_image() -> Image:
+    """srv/pkg00..pkg29, each with mod0..mod9, each with file00..file19 (6,000 files, 300 `file13`s),
+    and a small etc/: a search with many matches spread over many folders."""
+    entries = [file("etc/file13.conf", b"c" * 10)]
+    for pkg in range(30):
+        for mod in range(10):
+            folder = f"srv/pkg{pkg:02d}/mod{mod}"
+            entries += [file(f"{folder}/file{i:02d}", b"x" * (1000 - pkg)) for i in range(20)]
+    return Image([Layer(with_parents(entries), created_by=created_by("RUN", "make srv"))], tags=["search:1"])
