@@ -40,7 +40,7 @@ def render(suggestion: Suggestion, console: Console) -> None:
     closure = s.closure
     console.print(_line("Suggested runtime for ", text(s.image, "bold")))
     command = " ".join(closure.argv) if closure.argv else "(no command)"
-    console.print(_line("  runs      ", text(command), f"  ({closure.runtime})"))
+    console.print(_line("  runs      ", text(command, command=True), f"  ({closure.runtime})"))
     console.print(_line("  base      ", text(s.base.name, "bold"), f"  (found by: {s.base.how})"))
     saved = s.original_bytes - s.estimated_bytes
     console.print(
