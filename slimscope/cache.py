@@ -9,7 +9,10 @@ verify it but does not decompress or parse the layers the cache holds. Three way
   (`<id>/layer.tar` of `docker save`, the engine's export); the whole blob is still hashed and must
   come out as the entry's diff_id, else the source is read again without the cache;
 * an image record keyed by the image id (the config's sha256), for the engine: when the engine's image
-  id and every layer are known, nothing is exported at all.
+  id and every layer are known, nothing is exported at all;
+* an archive record keyed by what `stat` says of an archive file (device, inode, size, mtime and ctime
+  in nanoseconds) and the image asked of it: an archive file unchanged since it was read is not read
+  or hashed again (see `slimscope.sources.archive_key`).
 
 Entries are plain files with a header that names the format, slimscope's version and the capture
 rules, and a sha256 of the payload. An entry that is corrupt, truncated or from another version is
@@ -237,6 +240,7 @@ class LayerCache:
         self.layers_dir = self.root / f"v{FORMAT}" / "layers"
         self.aliases_dir = self.root / f"v{FORMAT}" / "aliases"
         self.images_dir = self.root / f"v{FORMAT}" / "images"
+        self.archives_dir = self.root / f"v{FORMAT}" / "archives"
         self.hits = 0  # layers taken from the cache in this process (for tests and --debug)
         self.stored = 0
 
@@ -325,13 +329,28 @@ class LayerCache:
                 os.unlink(tmp)
             raise
 
-    # -- images ----------------------------------------------------------------------------------
+    # -- images and archives ----------------------------------------------------------------------
     def image(self, image_id: str) -> dict[str, Any] | None:
-        """The record of an image read before (see `put_image`), or None."""
-        hexdigest = _hex(image_id)
+        """The record of an engine image read before (see `put_image`), or None."""
+        return self._record(self.images_dir, image_id)
+
+    def put_image(self, image_id: str, record: dict[str, Any]) -> None:
+        """Store what is needed to rebuild an image without reading it again (its layers stay separate)."""
+        self._put_record(self.images_dir, image_id, record)
+
+    def archive(self, key: str) -> dict[str, Any] | None:
+        """The record of an archive file read before, by its `sha256:` stat key, or None."""
+        return self._record(self.archives_dir, key)
+
+    def put_archive(self, key: str, record: dict[str, Any]) -> None:
+        """Store an archive file's image record under its stat key."""
+        self._put_record(self.archives_dir, key, record)
+
+    def _record(self, folder: Path, key: str) -> dict[str, Any] | None:
+        hexdigest = _hex(key)
         if hexdigest is None:
             return None
-        path = self.images_dir / f"{hexdigest}.json"
+        path = folder / f"{hexdigest}.json"
         try:
             data = path.read_bytes()
         except OSError:
@@ -339,24 +358,23 @@ class LayerCache:
         try:
             header, payload = _unpack(IMAGE_MAGIC, data)
             record = json.loads(bytes(payload))
-            if header.get("image_id") != image_id or not isinstance(record, dict):
+            if header.get("image_id") != key or not isinstance(record, dict):
                 raise ValueError("record of another image")
         except (ValueError, KeyError, TypeError):
             self._discard(path)
             return None
+        with contextlib.suppress(OSError):
+            os.utime(path)
         return record
 
-    def put_image(self, image_id: str, record: dict[str, Any]) -> None:
-        """Store what is needed to rebuild an image without reading it again (its layers stay separate)."""
-        hexdigest = _hex(image_id)
+    def _put_record(self, folder: Path, key: str, record: dict[str, Any]) -> None:
+        hexdigest = _hex(key)
         if hexdigest is None or self.max_bytes <= 0:
             return
         payload = json.dumps(record, separators=(",", ":")).encode()
         try:
-            self.images_dir.mkdir(parents=True, exist_ok=True)
-            self._write(
-                self.images_dir / f"{hexdigest}.json", _pack(IMAGE_MAGIC, {"image_id": image_id}, [payload])
-            )
+            folder.mkdir(parents=True, exist_ok=True)
+            self._write(folder / f"{hexdigest}.json", _pack(IMAGE_MAGIC, {"image_id": key}, [payload]))
         except OSError:
             pass
 
@@ -364,7 +382,7 @@ class LayerCache:
     def entries(self) -> list[tuple[Path, int, float]]:
         """Every stored file with its size and last use, oldest first."""
         found = []
-        for folder in (self.layers_dir, self.images_dir, self.aliases_dir):
+        for folder in (self.layers_dir, self.images_dir, self.archives_dir, self.aliases_dir):
             try:
                 with os.scandir(folder) as it:
                     for item in it:

@@ -38,11 +38,13 @@ def run(args: argparse.Namespace) -> int:
     files = cache.entries()
     layers = [row for row in files if row[0].parent == cache.layers_dir]
     images = [row for row in files if row[0].parent == cache.images_dir]
+    archives = [row for row in files if row[0].parent == cache.archives_dir]
     total = sum(size for _, size, _ in files)
     bound = "off" if cache.max_bytes <= 0 else human(cache.max_bytes)
     out = sys.stdout
     out.write(f"layer cache: {visible(str(cache.root))}\n")
-    out.write(f"  {_count(len(layers), 'layer')}, {_count(len(images), 'engine image')}, {human(total)}")
+    out.write(f"  {_count(len(layers), 'layer')}, {_count(len(images), 'engine image')}, ")
+    out.write(f"{_count(len(archives), 'archive')}, {human(total)}")
     out.write(f" (bound {bound})\n")
     return EXIT_OK
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from hashlib import sha256
 from typing import TYPE_CHECKING, Any
 
 from slimscope.errors import DigestMismatch, FormatError, ReuseMismatch, SourceError
@@ -90,6 +91,7 @@ class _Known:
         self.layers = layers
         self.cache = cache
         self.reused: set[str] = set()  # diff_ids whose blobs were hashed, not parsed
+        self.archive_key: str | None = None  # the archive file's stat key, once it was read unchanged
 
     def __bool__(self) -> bool:
         return bool(self.layers) or self.cache is not None
@@ -115,6 +117,8 @@ def _store(cache: LayerCache, image: Image, known: _Known) -> None:
             cache.put(layer.diff_id, layer.digest, layer.compression, layer.entries, layer.head)
     if image.source == "engine":
         cache.put_image(image.id, _image_record(image))
+    elif known.archive_key is not None and image.id:
+        cache.put_archive(known.archive_key, {**_image_record(image), "source": image.source, "id": image.id})
     if cache.stored:
         cache.evict()
 
@@ -145,9 +149,18 @@ def _from_archive(spec: SourceSpec, platform: str | None, progress: Progress, kn
     except OSError as exc:
         raise SourceError(f"cannot open {spec.location}: {exc.strerror or exc}") from None
     try:
+        before = os.fstat(handle.fileno())
+        key = archive_key(spec, platform, before) if known.cache is not None else None
+        if key is not None and known.cache is not None:
+            cached = _cached_archive_image(spec, key, known.cache)
+            if cached is not None:
+                handle.close()
+                return cached
         if progress.start:
-            progress.start(f"reading {os.path.basename(spec.location)}", os.fstat(handle.fileno()).st_size)
+            progress.start(f"reading {os.path.basename(spec.location)}", before.st_size)
         contents = _read(handle, progress, known, path=spec.location)
+        if key is not None and _unchanged(before, os.fstat(handle.fileno())):
+            known.archive_key = key
     except KeyboardInterrupt:
         # Ctrl-C or SIGTERM: the process is ending. A blob reader thread may still be blocked in a read
         # of a stalled pipe, holding the file's lock, and close() would wait for that read to return.
@@ -158,6 +171,51 @@ def _from_archive(spec: SourceSpec, platform: str | None, progress: Progress, kn
     handle.close()
     kind = "oci-archive" if spec.force_oci or "manifest.json" not in contents.docs else "docker-archive"
     return _assemble(contents, spec, kind, platform)
+
+
+# A file changed within this long after its last change may keep the same timestamps (the kernel's
+# clock ticks in milliseconds; some filesystems keep whole or even seconds): such a file is not
+# recognised by its stat, as git treats "racily clean" index entries.
+_SETTLE_NS = 50_000_000
+_SETTLE_COARSE_NS = 2_000_000_000
+
+
+def archive_key(spec: SourceSpec, platform: str | None, st: os.stat_result) -> str | None:
+    """What identifies an archive file's image without reading it: its stat and what was asked of it.
+
+    Device, inode, size and the nanosecond mtime and ctime change whenever the file is written,
+    renamed over or touched (ctime cannot be set back by a user), so an unchanged key means unchanged
+    bytes. None for pipes and devices, and for a file changed too recently to tell.
+    """
+    import stat
+    import time
+
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    coarse = st.st_mtime_ns % 1_000_000 == 0 and st.st_ctime_ns % 1_000_000 == 0
+    settle = _SETTLE_COARSE_NS if coarse else _SETTLE_NS
+    if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < settle:
+        return None
+    fields = [
+        spec.kind, spec.tag or "", str(spec.force_oci), platform or "",
+        str(st.st_dev), str(st.st_ino), str(st.st_size), str(st.st_mtime_ns), str(st.st_ctime_ns),
+    ]  # fmt: skip
+    return "sha256:" + sha256("\0".join(fields).encode()).hexdigest()
+
+
+def _unchanged(before: os.stat_result, after: os.stat_result) -> bool:
+    """The file was not written while it was read."""
+    return (before.st_ino, before.st_dev, before.st_size, before.st_mtime_ns, before.st_ctime_ns) == (
+        after.st_ino, after.st_dev, after.st_size, after.st_mtime_ns, after.st_ctime_ns,
+    )  # fmt: skip
+
+
+def _cached_archive_image(spec: SourceSpec, key: str, cache: LayerCache) -> Image | None:
+    """An archive file's image rebuilt from the cache, when the file is unchanged since it was read."""
+    record = cache.archive(key)
+    if record is None or record.get("source") not in ("docker-archive", "oci-archive"):
+        return None
+    return _from_record(spec, record["source"], record, str(record.get("id") or ""), cache, None)
 
 
 def _read(stream: Any, progress: Progress, known: _Known, path: str | None = None) -> ArchiveContents:
@@ -234,11 +292,28 @@ def _cached_engine_image(spec: SourceSpec, found: Any, cache: LayerCache) -> Ima
     record = cache.image(found.id)
     if record is None:
         return None
+    image = _from_record(spec, "engine", record, found.id, cache, found.diff_ids or None)
+    if image is not None:
+        image.tags = found.tags or image.tags
+    return image
+
+
+def _from_record(
+    spec: SourceSpec,
+    source: str,
+    record: dict[str, Any],
+    config_digest: str,
+    cache: LayerCache,
+    diff_ids: list[str] | None,
+) -> Image | None:
+    """An image from its record (see `_image_record`) and cached layers; None if any part is missing."""
     try:
         config = record["config"]
         rows = record["layers"]
-        diff_ids = config["rootfs"]["diff_ids"]
-        if [row["diff_id"] for row in rows] != diff_ids or (found.diff_ids and found.diff_ids != diff_ids):
+        listed = config["rootfs"]["diff_ids"]
+        if not config_digest.startswith("sha256:") or [row["diff_id"] for row in rows] != listed:
+            return None
+        if diff_ids is not None and diff_ids != listed:
             return None
         layers = []
         for i, row in enumerate(rows):
@@ -259,16 +334,14 @@ def _cached_engine_image(spec: SourceSpec, found: Any, cache: LayerCache) -> Ima
             layers.append(layer)
         recipe = Recipe(
             config=config,
-            config_digest=found.id,
+            config_digest=config_digest,
             layers=[],
             tags=list(record.get("tags") or []),
             manifest_digest=record.get("manifest_digest"),
         )
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, AttributeError):
         return None
-    image = _image(spec, "engine", recipe, layers)
-    image.tags = found.tags or image.tags
-    return image
+    return _image(spec, source, recipe, layers)
 
 
 def _assemble(contents: ArchiveContents, spec: SourceSpec, source: str, platform: str | None) -> Image:

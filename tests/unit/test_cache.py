@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from slimscope.cache import LayerCache, decode_entries, encode_entries
 from slimscope.image.blobs import HEAD_BYTES, head_key
 from slimscope.image.layer import LayerEntries
 from slimscope.report.json_doc import document
-from slimscope.sources import load_image
+from slimscope.sources import Progress, load_image
 
 FORMATS = ["docker-legacy", "docker-oci", "oci-archive", "oci-dir"]
 
@@ -146,6 +147,99 @@ def test_an_entry_under_another_layers_fingerprint_is_caught_by_the_digest(
     assert document(analyze(image)) == document(analyze(two_image))
 
 
+def _counted(target: str, cache: LayerCache | None) -> tuple[dict, int]:
+    """The document of an image and how many bytes of its source were read for it."""
+    read = [0]
+
+    def advance(n: int) -> None:
+        read[0] += n
+
+    image = load_image(target, cache=cache, progress=Progress(advance=advance))
+    return document(analyze(image)), read[0]
+
+
+@pytest.fixture
+def settled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Archive files count as settled as soon as they are written (tests write and read at once)."""
+    monkeypatch.setattr("slimscope.sources._SETTLE_NS", 0)
+
+
+@pytest.mark.parametrize("fmt", ["docker-legacy", "docker-oci", "oci-archive"])
+def test_an_unchanged_archive_file_is_not_read_again(tmp_path: Path, fmt: str, settled: None) -> None:
+    target = _write(tmp_path, fmt, synth.Image(synth.sample_layers("gzip"), tags=["synth:1"]))
+    root = tmp_path / "cache"
+    fresh, size = _counted(target, None)
+    first, read = _counted(target, LayerCache(root))
+    assert read == size > 0 and first == fresh
+    assert len(list((root / "v1" / "archives").iterdir())) == 1
+    cache = LayerCache(root)
+    second, read = _counted(target, cache)
+    assert read == 0 and second == fresh
+    assert cache.hits == 4 and cache.stored == 0
+
+
+def test_an_archive_rewritten_in_place_is_read_again(tmp_path: Path, settled: None) -> None:
+    base = synth.sample_layers("gzip")[:3]
+    paths = []
+    for name, data in (("one", b"1\n"), ("same", b"2\n")):  # same lengths: archives of the same size
+        path = tmp_path / f"{name}.tar"
+        synth.write_archive(path, synth.Image([*base, synth.Layer([synth.file("app/v", data)])]))
+        paths.append(path)
+    one, same_size = str(paths[0]), paths[1]
+    assert same_size.stat().st_size == Path(one).stat().st_size
+    root = tmp_path / "cache"
+    _counted(one, LayerCache(root))
+    with open(one, "r+b") as handle:  # same inode, same size, other bytes
+        handle.write(same_size.read_bytes())
+    expected, size = _counted(str(same_size), None)
+    cache = LayerCache(root)
+    doc, read = _counted(one, cache)
+    assert doc["image"].pop("reference") == f"docker-archive:{one}"
+    expected["image"].pop("reference")
+    assert read == size and doc == expected
+    assert cache.hits == 3 and cache.stored == 1
+
+
+def test_a_file_written_just_now_is_not_recognised_by_its_stat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = _write(tmp_path, "docker-oci", synth.Image(synth.sample_layers("gzip")))
+    monkeypatch.setattr("slimscope.sources._SETTLE_NS", 3_600 * 10**9)  # written "just now": an hour
+    root = tmp_path / "cache"
+    _, size = _counted(target, LayerCache(root))
+    assert not (root / "v1" / "archives").exists()
+    _, read = _counted(target, LayerCache(root))
+    assert read == size > 0  # hashed again, parsed from the layer cache
+
+
+def test_an_archive_record_is_per_image_asked_and_needs_every_layer(
+    tmp_path: Path, settled: None
+) -> None:
+    base = synth.sample_layers("gzip")[:3]
+    one = synth.Image([*base, synth.Layer([synth.file("app/v", b"1\n")])], tags=["app:one"])
+    two = synth.Image([*base, synth.Layer([synth.file("app/v", b"two\n")])], tags=["app:two"])
+    path = tmp_path / "both.tar"
+    synth.write_archive(path, [one, two], "docker-oci")
+    root = tmp_path / "cache"
+    doc_one, _ = _counted(f"{path}:app:one", LayerCache(root))
+    doc_two, read = _counted(f"{path}:app:two", LayerCache(root))
+    assert read > 0 and doc_two != doc_one
+    assert _counted(f"{path}:app:one", LayerCache(root)) == (doc_one, 0)
+    assert _counted(f"{path}:app:two", LayerCache(root)) == (doc_two, 0)
+    # A layer evicted since: the record alone is not enough, the archive is read again.
+    layer = root / "v1" / "layers" / f"{load_image(f'{path}:app:two').layers[3].diff_id[7:]}.layer"
+    layer.unlink()
+    cache = LayerCache(root)
+    doc, read = _counted(f"{path}:app:two", cache)
+    assert doc == doc_two and read > 0 and cache.stored == 1
+    # A corrupt record is ignored and replaced.
+    for record in (root / "v1" / "archives").iterdir():
+        record.write_bytes(record.read_bytes()[:-3] + b"}}}")
+    doc, read = _counted(f"{path}:app:one", LayerCache(root))
+    assert doc == doc_one and read > 0
+    assert _counted(f"{path}:app:one", LayerCache(root)) == (doc_one, 0)
+
+
 def test_head_key_depends_on_size_and_first_bytes() -> None:
     data = b"x" * HEAD_BYTES
     assert head_key(10, data) == head_key(10, data + b"more")
@@ -207,13 +301,14 @@ def test_cache_command_reports_and_clears(tmp_path: Path) -> None:
     target = _write(tmp_path, "docker-legacy", synth.Image(synth.sample_layers("none")))
     env = {**os.environ, "SLIMSCOPE_CACHE_DIR": str(tmp_path / "c")}
     slimscope = [sys.executable, "-m", "slimscope"]
+    time.sleep(0.06)  # the archive has settled (see slimscope.sources._SETTLE_NS): it gets a record
     subprocess.run([*slimscope, target, "--json", "/dev/null"], env=env, check=True, capture_output=True)
     size = sum(p.stat().st_size for p in (tmp_path / "c").rglob("*") if p.is_file())
     info = subprocess.run([*slimscope, "cache"], env=env, capture_output=True, text=True)
     assert info.returncode == 0
     lines = info.stdout.splitlines()
     assert lines[0] == f"layer cache: {tmp_path / 'c'}"
-    assert lines[1].startswith("  4 layers, 0 engine images, ")
+    assert lines[1].startswith("  4 layers, 0 engine images, 1 archive, ")
     assert lines[1].endswith(" (bound 2.0 GB)")
     cleared = subprocess.run([*slimscope, "cache", "clear"], env=env, capture_output=True, text=True)
     assert cleared.returncode == 0
