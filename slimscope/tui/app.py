@@ -447,14 +447,16 @@ class MainScreen(SearchingScreen):
         self.app.push_screen(SuggestScreen(suggest))
 
     def action_export_json(self) -> None:
+        from slimscope.errors import SlimscopeError
+        from slimscope.output import write_atomically
         from slimscope.report.json_doc import document, dump
 
         name = f"slimscope-{self.analysis.image.id.removeprefix('sha256:')[:12]}.json"
+        doc = document(self.analysis)
         try:
-            with open(name, "w", encoding="utf-8") as out:
-                dump(document(self.analysis), out)
-        except OSError as exc:
-            self.notify(f"cannot write {name}: {exc.strerror or exc}", severity="error", markup=False)
+            write_atomically(name, lambda out: dump(doc, out))
+        except SlimscopeError as exc:
+            self.notify(visible(str(exc)), severity="error", markup=False)
             return
         self.notify(f"wrote {visible(os.path.abspath(name))}", markup=False)
 

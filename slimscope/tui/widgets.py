@@ -212,6 +212,16 @@ class _FolderKeys(Tree[object]):
         Binding("p,backspace", "parent", show=False),
     ]
 
+    def label_room(self, node: TreeNode) -> int:
+        """The cells a node's label has before the pane's edge (after the guides), or 0 if unknown."""
+        width = self.scrollable_content_region.width
+        if width <= 0:
+            return 0
+        level, parent = 0, node.parent
+        while parent is not None and (parent is not self.root or self.show_root):
+            level, parent = level + 1, parent.parent
+        return max(1, width - level * self.guide_depth)
+
     def action_expand(self) -> None:
         """Open the folder under the cursor."""
         node = self.cursor_node
@@ -255,13 +265,8 @@ class FindingsTree(_FolderKeys):
     def render_label(self, node: TreeNode, base_style: Style, style: Style) -> Text:
         """The label cut to the pane's width with an ellipsis (a finding's rule id stays whole)."""
         label = super().render_label(node, base_style, style)
-        width = self.scrollable_content_region.width
-        if width <= 0:
-            return label
-        level, parent = 0, node.parent
-        while parent is not None and parent is not self.root:
-            level, parent = level + 1, parent.parent
-        return fit(label, width - level * self.guide_depth, self._keep.get(node.id, 0))
+        room = self.label_room(node)
+        return fit(label, room, self._keep.get(node.id, 0)) if room else label
 
     def on_mount(self) -> None:
         a = self.analysis
@@ -334,6 +339,7 @@ class FileTree(_FolderKeys):
         self.filters = Filters()
         self.allowed: set[bytes] | None = None
         self.guide_depth = 3
+        self._keep: dict[int, int] = {}  # node id -> characters at the end of its label kept whole
 
     def show(
         self,
@@ -347,6 +353,7 @@ class FileTree(_FolderKeys):
         self.filters = filters
         self.allowed = allowed
         self.clear()
+        self._keep.clear()
         self.root.set_label(Text(f"/  ({source.title})", style="bold"))
         self.root.data = ("dir", b"")
         self._fill(self.root, b"")
@@ -434,12 +441,15 @@ class FileTree(_FolderKeys):
         # Tree invalidates its caches and asks for a layout on every added node: once is enough
         self._batching = True
         try:
+            keep = self._keep
             for row in rows[start : start + CHUNK]:
-                label = self.label_for(row)
+                head, tail = self.label_parts(row)
+                label = head + tail
                 if row.is_dir:
-                    node.add(label, data=("row", row, False), allow_expand=True)
+                    child = node.add(label, data=("row", row, False), allow_expand=True)
                 else:
-                    node.add_leaf(label, data=("row", row, True))
+                    child = node.add_leaf(label, data=("row", row, True))
+                keep[child.id] = len(tail)
             rest = len(rows) - start - CHUNK
             if rest > 0:
                 node.add_leaf(
@@ -462,6 +472,14 @@ class FileTree(_FolderKeys):
         else:
             super()._invalidate()
 
+    def render_label(self, node: TreeNode, base_style: Style, style: Style) -> Text:
+        """The label cut to the pane's width with an ellipsis in the name; the size after it stays whole."""
+        label = super().render_label(node, base_style, style)
+        room = self.label_room(node)
+        if not room or label.cell_len <= room:
+            return label
+        return fit(label, room, self._keep.get(node.id, 0))
+
     def process_label(self, label: str | Text) -> Text:
         """Our labels are one line of Text already: skip Tree's split into lines (a copy per node)."""
         if isinstance(label, Text) and "\n" not in label.plain:
@@ -469,8 +487,8 @@ class FileTree(_FolderKeys):
         return super().process_label(label)
 
     @staticmethod
-    def label_for(row: Row) -> Text:
-        """A row as one line: change symbol, name tinted by finding category, size, removable share."""
+    def label_parts(row: Row) -> tuple[Text, Text]:
+        """A row's label in two: mark and name (cut first when the pane is narrow), then its numbers."""
         label = Text()
         label.append(row.mark + " ", style=MARK_STYLE.get(row.mark, "dim"))
         name = visible(row.name) + ("/" if row.is_dir else "")
@@ -482,15 +500,16 @@ class FileTree(_FolderKeys):
         label.append(name, style=style)
         if row.link is not None and not row.is_dir:
             label.append(" -> " + visible(row.link), style="dim")
+        tail = Text()
         if row.delta is not None:
             sign = "+" if row.delta > 0 else "-" if row.delta < 0 else "±"
             growth = "red" if row.delta > 0 else "green" if row.delta < 0 else "dim"
-            label.append(f"  {sign}{human(abs(row.delta))}", style=growth)
-            return label
-        label.append(f"  {human(row.size)}", style="dim")
+            tail.append(f"  {sign}{human(abs(row.delta))}", style=growth)
+            return label, tail
+        tail.append(f"  {human(row.size)}", style="dim")
         if row.is_dir and row.removable and row.size:
-            label.append(f"  {percent(row.removable, row.size)} removable", style="red")
-        return label
+            tail.append(f"  {percent(row.removable, row.size)} removable", style="red")
+        return label, tail
 
     def on_tree_node_expanded(self, event: Tree.NodeExpanded) -> None:
         if event.control is not self:

@@ -766,6 +766,21 @@ async def test_export_json(
         assert pilot.app.is_running and "wrote " in screen_text(pilot.app)
 
 
+async def test_export_json_failure_is_a_toast_and_leaves_no_file(
+    explorer_analysis: Analysis, make_app: MakeApp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"slimscope-{explorer_analysis.image.id.removeprefix('sha256:')[:12]}.json"
+    (tmp_path / name).mkdir()  # the name is taken by a folder: the rename fails
+    monkeypatch.chdir(tmp_path)
+    async with make_app(explorer_analysis).run_test(size=SIZE, notifications=True) as pilot:
+        await pilot.press("e")
+        await settle(pilot)
+        messages = [str(n.message) for n in pilot.app._notifications]
+        assert messages == [f"cannot write {name}: Is a directory"]
+        assert pilot.app.is_running
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
 # -- quitting and loading -------------------------------------------------------------------------------
 
 

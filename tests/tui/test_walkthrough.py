@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
+import synth
 import tui_images as images
 from conftest import (
     SIZE,
@@ -228,6 +229,38 @@ async def test_finding_titles_and_the_filter_line_end_in_an_ellipsis(
         await search(pilot, "gcc")
         line = screen_lines(pilot.app)[7]
         assert line[45:] == " 6 matching paths, all shown (esc clears) ·… "
+
+
+async def test_long_names_in_the_file_tree_end_in_an_ellipsis_with_the_size_kept(image_dir: Path) -> None:
+    long = "a-generated-file-name-" + "x" * 80 + ".json"
+    folder = "a-folder-with-a-long-name-" + "y" * 60
+    image = synth.Image(
+        [
+            synth.Layer(
+                [
+                    synth.directory(folder),
+                    synth.file(f"{folder}/{long}", b"z" * 1500),
+                    synth.file("short", b"s"),
+                ],
+                created_by=synth.created_by("RUN", "make"),
+            )
+        ],
+        tags=["long:latest"],
+    )
+    analysis = images.analysis_of(image, image_dir, "long:latest")
+    async with ExplorerApp("long:latest", analysis=analysis).run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        tree = pilot.app.screen.query_one(FileTree)
+        await open_folders(pilot, tree, f"/{folder}")
+        assert widget_lines(pilot.app, tree)[1:5] == [
+            "│▼ /  (filesystem as of layer 0)                 │",
+            "│├─ ▼ + a-folder-with-a-long-name-yyyyyy…  1.5 kB│",
+            "││  └─ + a-generated-file-name-xxxxxxxxx…  1.5 kB│",
+            "│└─ + short  1 B                                 │",
+        ]
+        assert tree.virtual_size.width <= tree.size.width  # nothing to scroll sideways to
+        await move_to(pilot, tree, f"/{folder}/{long}")
+        assert details(pilot.app)["path"] == f"/{folder}/{long}"  # the details keep the whole name
 
 
 # -- 4. a folder's layers ---------------------------------------------------------------------------------
