@@ -129,6 +129,7 @@ class Filesystem:
         self.changes: list[LayerChanges] = []
         self._problems: list[str] = []
         self._links_checked = False
+        self._survey: tuple[FsStats, set[int], list[int]] | None = None
         for index in range(len(self.layers)):
             self._apply(index)
 
@@ -284,33 +285,59 @@ class Filesystem:
 
     def stats(self) -> FsStats:
         """Counts and bytes of the merged filesystem."""
+        return self.survey()[0]
+
+    def survey(self) -> tuple[FsStats, set[int], list[int]]:
+        """Counts and bytes of the merged filesystem, the refs of the members whose data it shows (a
+        hard link's file in its place) and the bytes it shows per layer, from one walk; worked out once."""
+        if self._survey is None:
+            self._survey = self._walk_survey()
+        return self._survey
+
+    def _walk_survey(self) -> tuple[FsStats, set[int], list[int]]:
         stats = FsStats()
+        visible: set[int] = set()
+        add_visible = visible.add
         seen: set[int] = set()
         layers = self.layers
+        kinds_of = [entries.kinds for entries in layers]
+        sizes_of = [entries.sizes for entries in layers]
         inode = self.inode
+        shared = set(inode.values())  # files with hard links: their bytes count once, whichever name
+        by_layer = [0] * len(layers)
+        files = dirs = symlinks = other = 0
         stack = [self.root]
         while stack:
             directory = stack.pop()
             for node in directory.children.values():
                 if type(node) is Dir:
-                    stats.dirs += 1
+                    dirs += 1
                     stack.append(node)
                     continue
                 layer, index = node >> SHIFT, node & MASK
-                kind = layers[layer].kinds[index]
-                if kind == FILE or kind == HARDLINK:
-                    stats.files += 1
+                kind = kinds_of[layer][index]
+                add_visible(inode.get(node, node))
+                if kind == FILE:
+                    files += 1
+                    if node not in shared or node not in seen:
+                        if node in shared:
+                            seen.add(node)
+                        by_layer[layer] += sizes_of[layer][index]
+                elif kind == HARDLINK:
+                    files += 1
                     data = inode.get(node, node)
                     if data not in seen:
                         seen.add(data)
                         dl, di = data >> SHIFT, data & MASK
-                        if layers[dl].kinds[di] == FILE:
-                            stats.bytes += layers[dl].sizes[di]
+                        if kinds_of[dl][di] == FILE:
+                            by_layer[dl] += sizes_of[dl][di]
                 elif kind == SYMLINK:
-                    stats.symlinks += 1
+                    symlinks += 1
                 else:
-                    stats.other += 1
-        return stats
+                    other += 1
+        stats.files, stats.dirs, stats.symlinks, stats.other = files, dirs, symlinks, other
+        stats.bytes = sum(by_layer)
+        return stats, visible, by_layer
 
     # -- merging ---------------------------------------------------------------------------------
     def _apply(self, layer: int) -> None:
@@ -325,6 +352,8 @@ class Filesystem:
         codes = changes.codes
         dirs = self._dirs
         base = layer << SHIFT
+        # Tallies kept in locals in the loop (a method call per member was a tenth of the merge).
+        added = added_bytes = modified = modified_bytes = meta = meta_bytes = 0
         for index, path in enumerate(paths):
             kind = kinds[index]
             if kind >= WHITEOUT:
@@ -353,30 +382,37 @@ class Filesystem:
                     self.hidden_by[old] = layer << 2 | OVERWRITTEN
                 if old is None:
                     codes[index] = ADDED
-                    changes.added.add(1, 0)
+                    added += 1
                 else:
                     codes[index] = MODIFIED
-                    changes.modified.add(1, 0)
+                    modified += 1
                 continue
             size = sizes[index]
             if kind == HARDLINK:
                 self._link(layer, index, ref, entries.links.get(index, b""))
             if old is None:
                 codes[index] = ADDED
-                changes.added.add(1, size)
+                added += 1
+                added_bytes += size
             elif type(old) is Dir:
                 self._removed(path, old, layer, OVERWRITTEN)
                 codes[index] = MODIFIED
-                changes.modified.add(1, size)
+                modified += 1
+                modified_bytes += size
             elif self._same_content(old, ref):
                 codes[index] = META
-                changes.metadata_only.add(1, size)
+                meta += 1
+                meta_bytes += size
                 self.hidden_by[old] = layer << 2 | RESTORED
             else:
                 codes[index] = MODIFIED
-                changes.modified.add(1, size)
+                modified += 1
+                modified_bytes += size
                 self.hidden_by[old] = layer << 2 | OVERWRITTEN
             parent.children[name] = ref
+        changes.added.add(added, added_bytes)
+        changes.modified.add(modified, modified_bytes)
+        changes.metadata_only.add(meta, meta_bytes)
 
     def _check_symlinks(self) -> None:
         """Report visible symlinks whose target climbs above the image root, and symlink loops.

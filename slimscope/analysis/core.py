@@ -8,9 +8,8 @@ from typing import Any
 from slimscope.analysis.packages import Package, read_packages
 from slimscope.analysis.rules import CATEGORIES, SLIMMING, Finding, Removables, find_removables
 from slimscope.analysis.waste import Waste, analyze_waste, visible_data
-from slimscope.fs import MASK, SHIFT, Filesystem, FsStats
+from slimscope.fs import Filesystem, FsStats
 from slimscope.image.history import HistoryEntry
-from slimscope.image.layer import FILE
 from slimscope.image.model import Image, Layer
 
 
@@ -109,7 +108,7 @@ def analyze(image: Image) -> Analysis:
     env = image_env(image)
     packages = read_packages(fs, env)
     removables = find_removables(fs, env, packages)
-    layer_bytes = _layer_bytes(fs, visible, removables.findings)
+    layer_bytes = _layer_bytes(fs, removables.findings)
     removable = removables.by_category()
     summary = Summary(
         image_bytes=sum(layer.size_bytes for layer in image.layers),
@@ -134,13 +133,8 @@ def analyze(image: Image) -> Analysis:
     )
 
 
-def _layer_bytes(fs: Filesystem, visible: set[int], findings: list[Finding]) -> list[LayerBytes]:
-    out = [LayerBytes() for _ in fs.layers]
-    for ref in visible:
-        entries = fs.layers[ref >> SHIFT]
-        index = ref & MASK
-        if entries.kinds[index] == FILE:
-            out[ref >> SHIFT].visible += entries.sizes[index]
+def _layer_bytes(fs: Filesystem, findings: list[Finding]) -> list[LayerBytes]:
+    out = [LayerBytes(visible=shown) for shown in fs.survey()[2]]
     for number, entries in enumerate(fs.layers):
         out[number].hidden = entries.size_bytes - out[number].visible
     for finding in findings:

@@ -413,7 +413,7 @@ def find_removables(
     while stack:
         directory, prefix, active, fallback, fallback_root = stack.pop()
         for name, node in directory.children.items():
-            path = prefix + b"/" + name if prefix else name
+            # Most entries match nothing: no list, no path and no call is made for them.
             hits: list[int] = []
             alive: list[tuple[int, int]] = []
             for pid, pos in active:
@@ -422,17 +422,26 @@ def find_removables(
                         hits.append(pid)
                     else:
                         alive.append((pid, pos + 1))
-            starts = any_literal.get(name, [])
+            starts = any_literal.get(name)
             dot = name.rfind(b".")
             if dot > 0:
-                starts = starts + any_ext.get(name[dot + 1 :], [])
+                by_ext = any_ext.get(name[dot + 1 :])
+                if by_ext:
+                    starts = starts + by_ext if starts else by_ext
             if any_other_first is not None and any_other_first.fullmatch(name) is not None:
-                starts = starts + [pid for pid in any_other if _matches(comps[pid][0], name)]
-            for pid in starts:
-                if len(comps[pid]) == 1:
-                    hits.append(pid)
-                else:
-                    alive.append((pid, 1))
+                others = [pid for pid in any_other if _matches(comps[pid][0], name)]
+                starts = starts + others if starts else others
+            if starts:
+                for pid in starts:
+                    if len(comps[pid]) == 1:
+                        hits.append(pid)
+                    else:
+                        alive.append((pid, 1))
+            if not hits and fallback is None:
+                if type(node) is Dir:
+                    stack.append((node, prefix + b"/" + name if prefix else name, alive, None, None))
+                continue
+            path = prefix + b"/" + name if prefix else name
             chosen = _claim(ctx, compiled, hits, path, node) if hits else None
             report_as = None
             if fallback is not None and (chosen is None or fallback < chosen):

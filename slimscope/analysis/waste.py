@@ -65,18 +65,8 @@ class Waste:
 
 
 def visible_data(fs: Filesystem) -> set[int]:
-    """Refs of the regular-file members whose bytes the final filesystem shows."""
-    visible: set[int] = set()
-    inode = fs.inode
-    stack = [fs.root]
-    while stack:
-        directory = stack.pop()
-        for node in directory.children.values():
-            if type(node) is Dir:
-                stack.append(node)
-            else:
-                visible.add(inode.get(node, node))
-    return visible
+    """Refs of the members whose bytes the final filesystem shows (a hard link's file in its place)."""
+    return fs.survey()[1]
 
 
 def analyze_waste(fs: Filesystem, visible: set[int] | None = None) -> Waste:
