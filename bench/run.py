@@ -31,7 +31,7 @@ VENV_BIN = REPO / ".venv" / "bin"
 SLIMSCOPE = VENV_BIN / "slimscope"
 DIVE_VERSION = "0.13.1"
 RUN_TIMEOUT = 1800.0  # seconds before one run of one tool is killed
-TOOLS = ("slimscope", "warm", "dive", "dive --ci", "floor")
+TOOLS = ("slimscope", "warm", "dive", "dive --ci", "floor", "floor+content")
 # "slimscope" starts every run with an empty layer cache (so it pays for filling it, as a first run does);
 # "warm" is slimscope again with the cache that an untimed first run filled: the same image opened again.
 COLD_CACHE = OUT / "cache-cold"
@@ -189,6 +189,8 @@ def tool_command(
         return [dive, "--source", "docker-archive", path, "--json", "/dev/null"], {"CI": ""}
     if tool == "dive --ci":
         return [dive, "--source", "docker-archive", path], {"CI": "true"}
+    if tool == "floor+content":
+        return [python, str(BENCH / "floor.py"), "--content", path], {}
     return [python, str(BENCH / "floor.py"), path], {}
 
 
@@ -239,7 +241,7 @@ def measure(
                 result.samples.append(sample)
             status = "ok" if ok else f"FAILED (exit {sample.exit})"
             log(
-                f"    run {n + 1}/{runs} {tool:<10} {human_seconds(sample.wall):>10} wall "
+                f"    run {n + 1}/{runs} {tool:<13} {human_seconds(sample.wall):>10} wall "
                 f"{human_seconds(sample.cpu):>10} CPU {human_kib(sample.maxrss_kib):>11}  {status}"
             )
     return list(results.values())
@@ -298,6 +300,7 @@ def ratios(results: dict[str, ToolResult]) -> dict[str, float | None]:
         "slimscope/floor wall": div("slimscope", "floor", "wall"),
         "slimscope/floor cpu": div("slimscope", "floor", "cpu"),
         "warm/floor wall": div("warm", "floor", "wall"),
+        "slimscope/floor+content wall": div("slimscope", "floor+content", "wall"),
     }
 
 
@@ -306,23 +309,24 @@ def table(inp: Input, meta: dict[str, Any], results: list[ToolResult], runs: int
     lines = [
         f"== {inp.name}: {inp.description}",
         f"   {describe(inp, meta)}",
-        f"   {'tool':<10} {'wall':>10} {'CPU':>10} {'peak RSS':>11}  status (best of {runs})",
+        f"   {'tool':<13} {'wall':>10} {'CPU':>10} {'peak RSS':>11}  status (best of {runs})",
     ]
     for r in results:
         b = r.best()
         if b is None:
-            lines.append(f"   {r.tool:<10} {'-':>10} {'-':>10} {'-':>11}  FAILED")
+            lines.append(f"   {r.tool:<13} {'-':>10} {'-':>10} {'-':>11}  FAILED")
         else:
             lines.append(
-                f"   {r.tool:<10} {human_seconds(b['wall']):>10} {human_seconds(b['cpu']):>10} "
+                f"   {r.tool:<13} {human_seconds(b['wall']):>10} {human_seconds(b['cpu']):>10} "
                 f"{human_kib(b['maxrss_kib']):>11}  ok"
             )
     if inp.is_oci:
-        lines.append(f"   {'dive':<10} {'n/a':>10}  dive 0.13.1 cannot read oci-archive inputs")
+        lines.append(f"   {'dive':<13} {'n/a':>10}  dive 0.13.1 cannot read oci-archive inputs")
     q = ratios({r.tool: r for r in results})
     lines.append(
         f"   slimscope/dive: wall {fmt_ratio(q['slimscope/dive wall'])}, peak RSS "
         f"{fmt_ratio(q['slimscope/dive rss'])}   slimscope/floor: wall {fmt_ratio(q['slimscope/floor wall'])}"
+        f"   slimscope/floor+content: wall {fmt_ratio(q['slimscope/floor+content wall'])}"
     )
     for r in results:
         if r.error is not None:
@@ -339,11 +343,12 @@ def summary(rows: list[dict[str, Any]]) -> str:
     """One line per input: the numbers that matter side by side."""
     head = (
         f"{'input':<15} {'archive':>9} | {'slimscope':>9} {'RSS':>10} | {'warm':>7} | {'dive':>9} "
-        f"{'RSS':>10} | {'floor':>8} | {'s/dive':>6} {'s/dive':>6} {'s/floor':>7}"
+        f"{'RSS':>10} | {'floor':>8} {'+content':>8} | {'s/dive':>6} {'s/dive':>6} {'s/floor':>7} "
+        f"{'s/f+c':>6}"
     )
     sub = (
-        f"{'':<15} {'':>9} | {'wall':>9} {'':>10} | {'wall':>7} | {'wall':>9} {'':>10} | {'wall':>8} | "
-        f"{'wall':>6} {'RSS':>6} {'wall':>7}"
+        f"{'':<15} {'':>9} | {'wall':>9} {'':>10} | {'wall':>7} | {'wall':>9} {'':>10} | {'wall':>8} "
+        f"{'wall':>8} | {'wall':>6} {'RSS':>6} {'wall':>7} {'wall':>6}"
     )
     lines = [head, sub, "-" * len(head)]
     for row in rows:
@@ -363,8 +368,10 @@ def summary(rows: list[dict[str, Any]]) -> str:
             f"{row['input'].name:<15} {human_bytes(row['meta']['size']):>9} | {cell('slimscope', 'wall', 9)} "
             f"{cell('slimscope', 'maxrss_kib', 10)} | {cell('warm', 'wall', 7)} | {cell('dive', 'wall', 9)} "
             f"{cell('dive', 'maxrss_kib', 10)} | "
-            f"{cell('floor', 'wall', 8)} | {fmt_ratio(q['slimscope/dive wall']):>6} "
-            f"{fmt_ratio(q['slimscope/dive rss']):>6} {fmt_ratio(q['slimscope/floor wall']):>7}"
+            f"{cell('floor', 'wall', 8)} {cell('floor+content', 'wall', 8)} | "
+            f"{fmt_ratio(q['slimscope/dive wall']):>6} "
+            f"{fmt_ratio(q['slimscope/dive rss']):>6} {fmt_ratio(q['slimscope/floor wall']):>7} "
+            f"{fmt_ratio(q['slimscope/floor+content wall']):>6}"
         )
     return "\n".join(lines)
 
