@@ -248,7 +248,7 @@ class Filesystem:
         while target[:3] == b"../":
             folder = folder.rpartition(b"/")[0]
             target = target[3:]
-        if target and b"//" not in target and b"/." not in b"/" + target and target[-1:] != b"/":
+        if target and target.find(b"//") < 0 and (b"/" + target).find(b"/.") < 0 and target[-1:] != b"/":
             path = folder + b"/" + target if folder else target  # the usual target: plain names
             parent_path, _, name = path.rpartition(b"/")
             parent = self._dirs.get(parent_path)
@@ -444,12 +444,12 @@ class Filesystem:
                 ref = base | index
                 if parent is not None and name and parent.children.get(name) == ref:
                     target = links.get(index, b"")
-                    if not target.startswith(b"/") and b".." in target and _climbs_out(path, target):
+                    if not target.startswith(b"/") and target.find(b"..") >= 0 and _climbs_out(path, target):
                         outside.append(
                             f"layer {layer}: symlink {_text(path)} -> {_text(target)} "
                             "climbs out of the image root with '..'"
                         )
-                    if b"/" not in target and target != b".." and target != b".":
+                    if target.find(b"/") < 0 and target != b".." and target != b".":
                         node = parent.children.get(target)  # a sibling: the most common target
                     else:
                         node = self._plain_target(parent_path, target)

@@ -191,7 +191,7 @@ class _Owner:
 
 def _clean(path: bytes) -> bytes | None:
     """A path relative to the image root with `.` and `..` resolved; None when it climbs out."""
-    if b"/." not in path and b"//" not in path and path[:1] != b".":
+    if path.find(b"/.") < 0 and path.find(b"//") < 0 and path[:1] != b".":  # find: see tarstream
         return path.strip(b"/")
     out: list[bytes] = []
     for part in path.split(b"/"):
@@ -210,7 +210,7 @@ def _absolute_lines(data: bytes) -> list[bytes]:
     """Normalized paths from a list of absolute paths, one a line (dpkg `.list`)."""
     out = []
     for line in data.split(b"\n"):
-        if line[:1] == b"/" and b"/." not in line and b"//" not in line:
+        if line[:1] == b"/" and line.find(b"/.") < 0 and line.find(b"//") < 0:
             if len(line) > 1:
                 out.append(line[1:])
         elif line:
