@@ -440,6 +440,12 @@ def _verified_layer(index: int, ref: Any, scan: LayerScan, blob: str | None = No
         raise DigestMismatch(
             f"layer {index}: blob sha256 is {scan.digest} but the manifest says {ref.digest}"
         )
+    if ref.size is not None and scan.raw_size != ref.size:
+        # the digest matched, so the manifest's size is wrong: the OCI spec says to refuse it
+        raise DigestMismatch(
+            f"layer {index} ({ref.digest or ref.blob}): blob is {scan.raw_size} bytes "
+            f"but the manifest says {ref.size}"
+        )
     if ref.diff_id and scan.diff_id != ref.diff_id:
         raise DigestMismatch(
             f"layer {index} ({ref.digest or ref.blob}): uncompressed sha256 is {scan.diff_id} "

@@ -153,6 +153,19 @@ def test_broken_archives_raise_clear_errors(
     assert message in str(caught.value)
 
 
+def test_a_wrong_layer_size_in_the_oci_manifest_is_refused(tmp_path: Path) -> None:
+    layers = [synth.Layer([synth.file("a", b"a" * 100)]), synth.Layer([synth.file("b", b"b" * 100)])]
+    image = synth.Image(layers, faults=synth.Faults(wrong_layer_size=1))
+    target = _write(tmp_path, "oci-archive", image)
+    size = len(synth.build_image(synth.Image(layers)).layers[1].blob)
+    with pytest.raises(DigestMismatch) as caught:
+        load_image(target)
+    assert str(caught.value).endswith(f"blob is {size} bytes but the manifest says {size + 1}")
+    assert str(caught.value).startswith("layer 1 (sha256:")
+    # docker save archives are read from manifest.json, which states no sizes: the same blobs load
+    assert len(load_image(_write(tmp_path, "docker-oci", image)).layers) == 2
+
+
 @pytest.mark.parametrize(
     ("corrupt", "message"),
     [
