@@ -759,7 +759,8 @@ class DiffScreen(SearchingScreen):
 
         self.diff = diff
         self.source_tree = DiffSource(diff)
-        self.filters = Filters(marks={"+", "-", "~", ">", " "})
+        marks = {"+", "-", "~", ">", " "}
+        self.filters = Filters(marks=set(marks), every_mark=frozenset(marks))
         self.allowed: Container[bytes] | None = None
 
     def compose(self) -> ComposeResult:

@@ -67,12 +67,23 @@ class Filters:
     removable_only: bool = False
     min_size: int = 0
     sort_by_name: bool = False
+    every_mark: frozenset[str] = frozenset({MARK_ADDED, MARK_MODIFIED, MARK_META, MARK_DELETED, MARK_NONE})
 
-    def admits(self, row: Row) -> bool:
-        """Whether a row passes the filters (folders pass when something below them might)."""
+    @property
+    def hides_marks(self) -> bool:
+        """Whether some kind of change is hidden (then folders are kept only for what they hold)."""
+        return not self.every_mark <= self.marks
+
+    def admits(self, row: Row, below: Callable[[bytes], frozenset[str]] | None = None) -> bool:
+        """Whether a row passes the filters. A folder passes when something below it might; with
+        `below` (the marks of the leaves below a folder) and a kind of change hidden, only when
+        something below it does: no folder opens onto nothing."""
         if row.is_dir:
             if row.mark == MARK_DELETED and MARK_DELETED not in self.marks:
                 return False  # a deleted folder is a deletion, not a folder something below might pass
+            hiding = below is not None and row.kind != WHITEOUT and self.hides_marks
+            if hiding and not (below(row.path) or {row.mark}) & self.marks:  # type: ignore[misc]
+                return False
             return (not self.removable_only or row.removable > 0) and row.size >= self.min_size
         if row.mark not in self.marks:
             return False
@@ -93,6 +104,31 @@ class TreeSource:
     def all_paths(self) -> list[bytes]:
         """Every path of the tree, for search."""
         raise NotImplementedError
+
+    def marks_below(self, path: bytes) -> frozenset[str]:
+        """The marks of the leaves below a folder (an empty folder below counts as a leaf with its own
+        mark), worked out for the folder's whole subtree on first use and kept with the source."""
+        table: dict[bytes, frozenset[str]] = self.__dict__.setdefault("_marks_below", {})
+        found = table.get(path)
+        if found is not None:
+            return found
+        order: list[bytes] = []  # folders, parents before children
+        rows_of: dict[bytes, list[Row]] = {}
+        stack = [path]
+        while stack:
+            folder = stack.pop()
+            rows = rows_of[folder] = self.children(folder)
+            order.append(folder)
+            stack.extend(r.path for r in rows if r.is_dir and r.kind != WHITEOUT and r.path not in table)
+        for folder in reversed(order):
+            marks: set[str] = set()
+            for r in rows_of[folder]:
+                if r.is_dir and r.kind != WHITEOUT:
+                    marks |= table[r.path] or {r.mark}
+                else:
+                    marks.add(r.mark)
+            table[folder] = frozenset(marks)
+        return table[path]
 
     def searcher(self) -> Searcher:
         """A Searcher over all_paths(), kept with the source."""
@@ -217,6 +253,38 @@ class FsSource(TreeSource):
                 rows.append(Row(name, child_path, count > 1, WHITEOUT, size, count, MARK_DELETED))
         return rows
 
+    def marks_below(self, path: bytes) -> frozenset[str]:
+        """As TreeSource's, but a folder counts its own mark too: here folders are entries of the
+        filesystem, not only the way to what changed (an empty /var/tmp stays when its deletions are
+        hidden). From the tree itself, no Row per entry (210k files: 0.5 s -> 0.05 s)."""
+        table: dict[bytes, frozenset[str]] = self.__dict__.setdefault("_marks_below", {})
+        found = table.get(path)
+        if found is not None:
+            return found
+        top = self.fs.lookup(path)
+        if type(top) is not Dir:
+            return frozenset()
+        order: list[tuple[bytes, Dir]] = []
+        stack = [(path, top)]
+        while stack:
+            folder, node = stack.pop()
+            order.append((folder, node))
+            for name, child in node.children.items():
+                if type(child) is Dir:
+                    stack.append((folder + b"/" + name if folder else name, child))
+        layer, codes, mark = self.layer, self._codes, self._mark
+        for folder, node in reversed(order):
+            marks = {mark(node.ref), MARK_DELETED} if folder in self._removals else {mark(node.ref)}
+            for name, child in node.children.items():
+                if type(child) is Dir:
+                    marks |= table[folder + b"/" + name if folder else name]
+                elif child >> SHIFT != layer:
+                    marks.add(MARK_NONE)
+                else:
+                    marks.add(CODE_MARK.get(codes[child & MASK], MARK_NONE))
+            table[folder] = frozenset(marks)
+        return table[path]
+
     def _mark(self, ref: int) -> str:
         if ref == IMPLIED or ref >> SHIFT != self.layer:
             return MARK_NONE
@@ -300,9 +368,16 @@ class LayerSource(TreeSource):
         return [row.path for rows in self._rows.values() for row in rows]
 
 
-def arrange(rows: Iterable[Row], filters: Filters, allowed: set[bytes] | None = None) -> list[Row]:
-    """Filter and sort rows for display: biggest first (or by name), folders and files mixed."""
-    kept = [r for r in rows if filters.admits(r) and (allowed is None or r.path in allowed)]
+def arrange(
+    rows: Iterable[Row],
+    filters: Filters,
+    allowed: set[bytes] | None = None,
+    source: TreeSource | None = None,
+) -> list[Row]:
+    """Filter and sort rows for display: biggest first (or by name), folders and files mixed. With
+    the `source`, a folder with nothing left below it once changes are hidden is hidden too."""
+    below = source.marks_below if source is not None and filters.hides_marks else None
+    kept = [r for r in rows if filters.admits(r, below) and (allowed is None or r.path in allowed)]
     if filters.sort_by_name:
         kept.sort(key=lambda r: r.name)
     else:

@@ -437,7 +437,7 @@ class FileTree(_FolderKeys):
             return
         if rows is None:
             # children() already keeps only allowed rows: arrange need not ask the search again
-            rows = arrange(self.source.children(path, self.allowed), self.filters)
+            rows = arrange(self.source.children(path, self.allowed), self.filters, source=self.source)
         # Tree invalidates its caches and asks for a layout on every added node: once is enough
         self._batching = True
         try:

@@ -16,6 +16,7 @@ from slimscope.tui.model import (
     LayerSource,
     PathIndex,
     Searcher,
+    TreeSource,
     arrange,
     describe,
     search,
@@ -44,6 +45,47 @@ def test_deleted_folders_obey_the_deleted_filter(explorer_analysis: Analysis) ->
     filters.marks.discard(MARK_DELETED)
     assert [r.path for r in arrange(source.children(b"var/tmp"), filters)] == []
     assert b"tmp-big" not in [r.path for r in arrange(source.children(b""), filters)]
+
+
+def test_marks_below_folders(explorer_analysis: Analysis) -> None:
+    fs = explorer_analysis.fs
+    source = FsSource(explorer_analysis, fs, 4)
+    # the folder's own mark counts in the filesystem view: var/tmp is an (unchanged) folder
+    assert source.marks_below(b"var/tmp") == {"-", " "}
+    assert source.marks_below(b"usr/bin") == {"=", " "}  # app stored again, gcc-12 unchanged
+    assert source.marks_below(b"") == {"+", "~", "=", "-", " "}
+    changes = LayerSource(explorer_analysis, 4)
+    assert changes.marks_below(b"var/tmp") == {"-"}  # in a layer's changes, folders are only the way
+    filters = Filters()
+    filters.marks -= {MARK_DELETED, " "}
+    # var/ holds nothing but unchanged entries and a deletion: hidden with the source, kept without it
+    assert b"var" not in [r.path for r in arrange(source.children(b""), filters, source=source)]
+    assert b"var" in [r.path for r in arrange(source.children(b""), filters)]
+    # the filesystem view's own walk agrees with the generic one over rows (plus each folder's own
+    # mark), for every folder and layer
+    for layer in range(len(fs.layers)):
+        fast, generic = FsSource(explorer_analysis, fs, layer), FsSource(explorer_analysis, fs, layer)
+        folders = [(path, node) for path, node in fs.walk() if not isinstance(node, int)]
+        for path, node in [(b"", fs.root), *folders]:
+            below = TreeSource.marks_below(generic, path)
+            own = {generic._mark(node.ref)}
+            # the generic walk folds a sub-folder in by its contents, or its own mark when empty
+            expected = own | below | _own_marks_below(generic, fs, path)
+            assert fast.marks_below(path) == expected, (layer, path)
+
+
+def _own_marks_below(source: FsSource, fs, path: bytes) -> set[str]:
+    """The own marks of every folder below `path`."""
+    node = fs.lookup(path)
+    marks: set[str] = set()
+    stack = [(path, node)]
+    while stack:
+        folder, current = stack.pop()
+        for name, child in current.children.items():
+            if not isinstance(child, int):
+                marks.add(source._mark(child.ref))
+                stack.append((folder + b"/" + name if folder else name, child))
+    return marks
 
 
 def test_layer_source_totals(explorer_analysis: Analysis) -> None:

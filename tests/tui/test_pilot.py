@@ -345,6 +345,36 @@ async def test_hide_unchanged(explorer_analysis: Analysis, make_app: MakeApp) ->
         assert files == ["/usr/bin/app", "/tmp-big", "/app/VERSION", "/etc/hostname"]
 
 
+async def test_hidden_changes_leave_no_empty_folders(explorer_analysis: Analysis, make_app: MakeApp) -> None:
+    async with make_app(explorer_analysis).run_test(size=SIZE, notifications=True) as pilot:
+        await pilot.press("c", "r")  # layer 4's changes without its deletions: /var held only one
+        await settle(pilot)
+        assert filterline(pilot) == "changes of layer 4 · hiding deleted · sorted by size"
+        assert await open_everything(pilot) == [
+            "/usr",
+            "/usr/bin",
+            "/usr/bin/app",
+            "/etc",
+            "/etc/hostname",
+            "/app",
+            "/app/VERSION",
+        ]
+        await pilot.press("c", "u")  # the filesystem as of layer 4, only what layer 4 changed
+        await settle(pilot)
+        assert await open_everything(pilot) == [
+            "/usr",
+            "/usr/bin",
+            "/usr/bin/app",
+            "/app",
+            "/app/VERSION",
+            "/etc",
+            "/etc/hostname",
+        ]
+        await pilot.press("u", "r")  # all back: empty folders show again
+        await settle(pilot)
+        assert await open_everything(pilot) == EVERYTHING
+
+
 async def test_removable_only(explorer_analysis: Analysis, make_app: MakeApp) -> None:
     async with make_app(explorer_analysis).run_test(size=SIZE, notifications=True) as pilot:
         await pilot.press("x")
