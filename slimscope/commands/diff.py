@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
@@ -107,11 +109,25 @@ def load_pair(
     """Read both images; NEW reuses the layers OLD already read (same blob: hashed, not parsed)."""
     from slimscope.sources import load_image
 
-    old_image = load_image(old, platform=platform, progress=progress, cache=cache)
-    new_image = load_image(
-        new, platform=platform, progress=progress, known_layers=old_image.layers, cache=cache
-    )
+    with _naming("OLD", old):
+        old_image = load_image(old, platform=platform, progress=progress, cache=cache)
+    with _naming("NEW", new):
+        new_image = load_image(
+            new, platform=platform, progress=progress, known_layers=old_image.layers, cache=cache
+        )
     return old_image, new_image
+
+
+@contextmanager
+def _naming(which: str, text: str) -> Iterator[None]:
+    """Errors reading one of the two images say which one, unless they name it already."""
+    try:
+        yield
+    except SlimscopeError as exc:
+        message = str(exc)
+        if text in message:
+            raise
+        raise exc.__class__(f"{which} ({text}): {message}") from None
 
 
 @dataclass

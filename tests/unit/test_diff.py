@@ -769,7 +769,8 @@ def test_ci_thresholds(grown: tuple[str, str], capsys: pytest.CaptureFixture[str
     ("args", "message"),
     [
         (["MISSING.tar", "{new}"], "slimscope: error: no such file: MISSING.tar"),
-        (["{old}", "{bad}"], "slimscope: error: the archive is truncated"),
+        (["{old}", "{bad}"], "slimscope: error: NEW ({bad}): the archive is truncated"),
+        (["{bad}", "{new}"], "slimscope: error: OLD ({bad}): the archive is truncated"),
         (["{old}", "{new}", "--ci"], "slimscope: error: --ci needs a threshold"),
         (["{old}", "{new}", "--max-growth", "lots"], "slimscope: error: not a size: 'lots'"),
         (["{old}", "{new}", "--ignore", "a/[z-a]"], "slimscope: error: bad ignore pattern 'a/[z-a]'"),
@@ -789,7 +790,7 @@ def test_bad_input_is_one_line_and_exit_2(
     code, out, err = cli(capsys, *argv)
     assert (code, out) == (2, "")
     assert len(err.splitlines()) == 1, err
-    assert err.startswith(message.replace("MISSING.tar", missing)), err
+    assert err.startswith(message.replace("MISSING.tar", missing).format(bad=bad)), err
 
 
 def test_the_command_line_end_to_end(grown: tuple[str, str]) -> None:
