@@ -443,13 +443,12 @@ class FileTree(_FolderKeys):
         try:
             keep = self._keep
             for row in rows[start : start + CHUNK]:
-                head, tail = self.label_parts(row)
-                label = head + tail
+                label, tail = self.label_parts(row)
                 if row.is_dir:
                     child = node.add(label, data=("row", row, False), allow_expand=True)
                 else:
                     child = node.add_leaf(label, data=("row", row, True))
-                keep[child.id] = len(tail)
+                keep[child.id] = tail
             rest = len(rows) - start - CHUNK
             if rest > 0:
                 node.add_leaf(
@@ -487,8 +486,9 @@ class FileTree(_FolderKeys):
         return super().process_label(label)
 
     @staticmethod
-    def label_parts(row: Row) -> tuple[Text, Text]:
-        """A row's label in two: mark and name (cut first when the pane is narrow), then its numbers."""
+    def label_parts(row: Row) -> tuple[Text, int]:
+        """A row's label, and how many characters at its end are its numbers (kept whole when the pane
+        is narrow: the name is cut first)."""
         label = Text()
         label.append(row.mark + " ", style=MARK_STYLE.get(row.mark, "dim"))
         name = visible(row.name) + ("/" if row.is_dir else "")
@@ -500,16 +500,16 @@ class FileTree(_FolderKeys):
         label.append(name, style=style)
         if row.link is not None and not row.is_dir:
             label.append(" -> " + visible(row.link), style="dim")
-        tail = Text()
+        head = len(label)
         if row.delta is not None:
             sign = "+" if row.delta > 0 else "-" if row.delta < 0 else "±"
             growth = "red" if row.delta > 0 else "green" if row.delta < 0 else "dim"
-            tail.append(f"  {sign}{human(abs(row.delta))}", style=growth)
-            return label, tail
-        tail.append(f"  {human(row.size)}", style="dim")
+            label.append(f"  {sign}{human(abs(row.delta))}", style=growth)
+            return label, len(label) - head
+        label.append(f"  {human(row.size)}", style="dim")
         if row.is_dir and row.removable and row.size:
-            tail.append(f"  {percent(row.removable, row.size)} removable", style="red")
-        return label, tail
+            label.append(f"  {percent(row.removable, row.size)} removable", style="red")
+        return label, len(label) - head
 
     def on_tree_node_expanded(self, event: Tree.NodeExpanded) -> None:
         if event.control is not self:
