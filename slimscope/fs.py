@@ -319,10 +319,11 @@ class Filesystem:
                 add_visible(inode.get(node, node))
                 if kind == FILE:
                     files += 1
-                    if node not in shared or node not in seen:
-                        if node in shared:
-                            seen.add(node)
-                        by_layer[layer] += sizes_of[layer][index]
+                    if node in shared:
+                        if node in seen:
+                            continue
+                        seen.add(node)
+                    by_layer[layer] += sizes_of[layer][index]
                 elif kind == HARDLINK:
                     files += 1
                     data = inode.get(node, node)
