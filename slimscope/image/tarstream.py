@@ -10,6 +10,7 @@ records, PAX sparse names and sizes). The tests compare it with `tarfile` on the
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
 import struct
@@ -30,6 +31,13 @@ from slimscope.image.layer import (
     WHITEOUT,
     LayerEntries,
 )
+
+try:  # the compiled fast path for plain members (_tarscan.c); without it this module does all the work
+    from slimscope.image import _tarscan
+except ImportError:  # no C compiler at install time: the same results, slower
+    _tarscan = None  # type: ignore[assignment]
+if os.environ.get("SLIMSCOPE_PURE_PARSER"):  # for tests and comparisons: the Python parser alone
+    _tarscan = None  # type: ignore[assignment]
 
 BLOCK_SIZE = 512
 ZERO_BLOCK = bytes(BLOCK_SIZE)
@@ -204,6 +212,15 @@ class TarStream:
         self._pax: dict[bytes, bytes] = {}
         self._long_name: bytes | None = None
         self._long_link: bytes | None = None
+        # The compiled loop takes plain members, unless a subclass looks at each header itself.
+        self._scan = (
+            _tarscan.scan
+            if _tarscan is not None
+            and type(self)._header is TarStream._header
+            and type(self)._end_of_data is TarStream._end_of_data
+            else None
+        )
+        self._prefixes = CAPTURE_PREFIXES if capture is not None else None
 
     # -- streaming -------------------------------------------------------------------------------
     def feed(self, data: bytes | bytearray | memoryview) -> None:
@@ -255,6 +272,26 @@ class TarStream:
                 block = bytes(self._pending)
                 self._pending.clear()
             elif size - pos >= BLOCK_SIZE:
+                scan = self._scan
+                if (
+                    scan is not None
+                    and not self._sparse_blocks
+                    and not self._pax
+                    and not self._pax_global
+                    and self._long_name is None
+                    and self._long_link is None
+                ):
+                    stop = -1 if self.stop_at is None else max(self.stop_at - base, 0)
+                    start = pos
+                    pos, file_bytes, hasher, left, self._skip, index = scan(
+                        view, pos, stop, self.entries, self._prefixes, CAPTURE_SUFFIXES
+                    )
+                    self.entries.size_bytes += file_bytes
+                    if hasher is not None:
+                        self._hash, self._index, self._data_left, self._keep = hasher, index, left, None
+                    if pos != start:
+                        continue  # the header there, if any, may be another plain one: back in
+                    # else the header at pos is one for the Python parser
                 block = view[pos : pos + BLOCK_SIZE].tobytes()
                 pos += BLOCK_SIZE
             else:

@@ -8,9 +8,20 @@ import tarfile
 
 import pytest
 
+import slimscope.image.tarstream as tarstream
 from slimscope.errors import FormatError
 from slimscope.image.layer import DIR, FILE, HARDLINK, OPAQUE, OTHER_WH, SYMLINK, WHITEOUT
 from slimscope.image.tarstream import TarStream, normalize
+
+
+@pytest.fixture(autouse=True, params=["compiled", "python"])
+def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs on the parser with its C fast path and on the Python parser alone."""
+    if request.param == "python":
+        monkeypatch.setattr(tarstream, "_tarscan", None)
+    elif tarstream._tarscan is None:
+        pytest.skip("the C fast path is not built")
+    return request.param
 
 
 def _tar(members: list[tuple[tarfile.TarInfo, bytes | None]], fmt: int = tarfile.PAX_FORMAT) -> bytes:

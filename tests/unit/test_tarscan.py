@@ -1,0 +1,228 @@
+"""The compiled fast path of the tar parser (_tarscan.c) against the Python parser alone.
+
+Both read the same streams, cut into chunks every way; every column, every problem and every error
+message must come out the same. The Python parser is itself checked against tarfile
+(test_tarstream.py), so agreeing with it is agreeing with tarfile.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import tarfile
+from functools import lru_cache
+
+import pytest
+import synth
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import slimscope.image.tarstream as tarstream
+from slimscope.errors import SlimscopeError
+
+compiled = tarstream._tarscan
+needs_compiled = pytest.mark.skipif(
+    compiled is None and not os.environ.get("SLIMSCOPE_REQUIRE_COMPILED"),
+    reason="the C fast path is not built (no compiler at install time, or SLIMSCOPE_PURE_PARSER set)",
+)
+pytestmark = needs_compiled
+
+EXAMPLES = int(os.environ.get("SLIMSCOPE_FUZZ_EXAMPLES", "150"))
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=os.environ.get("SLIMSCOPE_FUZZ_RANDOM") != "1",
+)
+COLUMNS = ("paths", "kinds", "sizes", "modes", "uids", "gids", "mtimes", "digests", "links", "captured")
+
+
+def _read(data: bytes, cuts: list[int], fast: bool, *, capture: bool = True, stop_at: int | None = None):
+    """Everything the parser made of `data` fed in pieces of the given sizes (repeated), or its error."""
+    saved = tarstream._tarscan
+    if not fast:
+        tarstream._tarscan = None
+    try:
+        stream = tarstream.TarStream(capture=tarstream.CAPTURE if capture else None, stop_at=stop_at)
+        assert (stream._scan is not None) == fast
+        pos = 0
+        i = 0
+        try:
+            while pos < len(data) and not stream.stopped:
+                step = cuts[i % len(cuts)]
+                stream.feed(data[pos : pos + step])
+                pos += step
+                i += 1
+            stream.close()
+        except SlimscopeError as exc:
+            return ("error", type(exc).__name__, str(exc), len(stream.entries))
+        entries = stream.entries
+        return (
+            tuple(
+                bytes(getattr(entries, name))
+                if name not in ("paths", "links", "captured")
+                else getattr(entries, name)
+                for name in COLUMNS
+            ),
+            entries.problems,
+            entries.size_bytes,
+            stream.stopped,
+        )
+    finally:
+        tarstream._tarscan = saved
+
+
+def _same(data: bytes, cuts: list[int], **kw) -> None:
+    expected = _read(data, cuts, False, **kw)
+    got = _read(data, cuts, True, **kw)
+    assert got == expected
+
+
+def test_the_compiled_path_is_built() -> None:
+    """CI (SLIMSCOPE_REQUIRE_COMPILED) must run the parser users get from `./dev setup`."""
+    assert compiled is not None, "slimscope.image._tarscan did not build or import"
+
+
+@lru_cache(maxsize=1)
+def _plain_tar() -> bytes:
+    """Many plain members (what the fast path takes) around the odd ones it leaves to Python."""
+    rng = random.Random(7)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
+        for i in range(300):
+            name = rng.choice(["usr/lib/", "./usr/share/", "/opt/", "etc/", "var/lib/dpkg/info/", ""])
+            name += f"f{i}" + rng.choice(["", ".so", "/", ".list", "/.hidden", "/.wh.gone", "/../up", "//x"])
+            info = tarfile.TarInfo(name)
+            info.mode = rng.choice([0o644, 0o755, 0o4755])
+            info.uid, info.gid, info.mtime = (
+                rng.randrange(70000),
+                rng.randrange(70000),
+                rng.randrange(1 << 33),
+            )
+            kind = rng.random()
+            if kind < 0.6:
+                data = bytes(rng.randrange(256) for _ in range(rng.choice([0, 1, 511, 512, 513, 3000])))
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+                continue
+            if kind < 0.75:
+                info.type = tarfile.DIRTYPE
+            elif kind < 0.9:
+                info.type, info.linkname = tarfile.SYMTYPE, rng.choice(["../x", "/abs", "", "a" * 99])
+            else:
+                info.type, info.linkname = tarfile.LNKTYPE, rng.choice(["usr/lib/f1", "./a", "/b", "c/../d"])
+            tf.addfile(info)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("cuts", [[1 << 20], [512], [511], [1], [4096, 7, 513], [100_000, 1]])
+def test_plain_members_read_the_same_in_any_chunks(cuts: list[int]) -> None:
+    _same(_plain_tar(), cuts)
+    _same(_plain_tar(), cuts, capture=False)
+
+
+@pytest.mark.parametrize("fmt", ["pax", "gnu", "ustar"])
+def test_every_member_kind_reads_the_same(fmt: str) -> None:
+    for layer in synth.sample_layers("none"):
+        data = synth.layer_tar(layer, fmt=fmt)
+        for cuts in ([1 << 20], [512], [333], [1]):
+            _same(data, cuts)
+
+
+def test_stop_at_a_header_reads_the_same() -> None:
+    data = _plain_tar()
+    offsets = []
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        offsets = [m.offset for m in tf.getmembers()]
+    for at in (offsets[len(offsets) // 2], offsets[-1], offsets[5] + 512, 0, len(data) + 512):
+        for cuts in ([1 << 20], [512], [777]):
+            expected = _read(data, cuts, False, stop_at=at)
+            assert _read(data, cuts, True, stop_at=at) == expected
+
+
+def test_fast_path_really_takes_the_plain_members() -> None:
+    """Most members of an ordinary layer go through C: the Python header code runs for the odd ones."""
+    calls = 0
+    original = tarstream.TarStream._header
+
+    def counting(self, block):
+        nonlocal calls
+        calls += 1
+        return original(self, block)
+
+    stream = tarstream.TarStream()
+    tarstream.TarStream._header = counting  # type: ignore[method-assign]
+    try:
+        stream.feed(_plain_tar())
+    finally:
+        tarstream.TarStream._header = original  # type: ignore[method-assign]
+    # 300 members: the odd names (leading "/", "/.", "..", "//", whiteouts, dpkg lists), the long
+    # names' extended headers and the end marker are Python's; the rest are not.
+    assert 0 < calls < 200
+    assert len(stream.entries) == 300
+
+
+def _mutate(data: bytes, edits: list[tuple[int, int]], cut: int | None) -> bytes:
+    out = bytearray(data)
+    for position, value in edits:
+        out[position % len(out)] = value
+    if cut is not None:
+        out = out[: cut % (len(out) + 1)]
+    return bytes(out)
+
+
+# Edits aimed at headers: the fields the fast path parses itself (name, numbers, typeflag, link, magic,
+# prefix) of a member near the start.
+header_edits = st.lists(
+    st.tuples(
+        st.integers(min_value=0, max_value=40).map(lambda k: k * 512)
+        | st.integers(min_value=0, max_value=len(_plain_tar()) - 1),
+        st.integers(min_value=0, max_value=511),
+        st.sampled_from(
+            [0, 0x20, ord("."), ord("/"), ord("0"), ord("7"), ord("8"), ord("5"), ord("x"), 0x80, 0xFF]
+        ),
+    ).map(lambda t: (t[0] // 512 * 512 + t[1], t[2])),
+    max_size=6,
+)
+
+
+@FUZZ
+@given(header_edits, st.one_of(st.none(), st.integers(min_value=0)), st.integers(min_value=1, max_value=5000))
+def test_mutated_streams_read_the_same(edits: list[tuple[int, int]], cut: int | None, chunk: int) -> None:
+    data = _mutate(_plain_tar(), edits, cut)
+    _same(data, [chunk])
+    _same(data, [1 << 20])
+
+
+names = st.text(alphabet="./aw h\\", min_size=1, max_size=12)
+
+
+@FUZZ
+@given(
+    st.lists(
+        st.tuples(
+            names,
+            st.sampled_from([tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE]),
+            names,
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_odd_names_read_the_same(members: list[tuple[str, bytes, str]]) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tf:
+        for name, kind, link in members:
+            info = tarfile.TarInfo(name)
+            info.type = kind
+            if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE):
+                info.linkname = link
+                tf.addfile(info)
+            elif kind == tarfile.REGTYPE:
+                info.size = len(link)
+                tf.addfile(info, io.BytesIO(b"x" * len(link)))
+            else:
+                tf.addfile(info)
+    _same(buf.getvalue(), [1 << 20])
+    _same(buf.getvalue(), [512])
