@@ -445,9 +445,27 @@ def slimscope_source(rev: str | None) -> tuple[dict[str, str], str]:
             ["git", "-C", str(REPO), "archive", sha, "slimscope"], capture_output=True, check=True
         )
         subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive.stdout, check=True)
+        _build_extensions(tmp)
         shutil.rmtree(root, ignore_errors=True)
         tmp.rename(root)
-    return {"PYTHONPATH": str(root)}, f"commit {sha} (from {root.relative_to(REPO)})"
+    built = list(root.glob("slimscope/image/_tarscan*.so"))
+    parser = "tar parser: compiled" if built else "tar parser: Python"
+    return {"PYTHONPATH": str(root)}, f"commit {sha} (from {root.relative_to(REPO)}; {parser})"
+
+
+def _build_extensions(root: Path) -> None:
+    """Compile a revision's C fast path (if it has one) in place, as its editable install would."""
+    source = root / "slimscope" / "image" / "_tarscan.c"
+    if not source.is_file():
+        return
+    script = (
+        "from setuptools import Extension, setup; setup(name='slimscope-bench', script_args=['-q', "
+        "'build_ext', '--inplace'], ext_modules=[Extension('slimscope.image._tarscan', "
+        "['slimscope/image/_tarscan.c'])])"
+    )
+    proc = subprocess.run([str(VENV_BIN / "python"), "-c", script], cwd=root, capture_output=True, text=True)
+    if proc.returncode:
+        print(f"run.py: the C fast path did not build; that revision runs on Python alone:\n{proc.stderr}")
 
 
 def machine(dive: str, python: str, slimscope_env: dict[str, str]) -> dict[str, Any]:

@@ -106,8 +106,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-tui", action="store_true", help="print the text summary even on a terminal")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
-    parser.add_argument("--version", action="version", version=f"slimscope {__version__}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     return parser
+
+
+class _Version(argparse.Action):
+    """`--version`: the version, and whether the tar parser's compiled fast path is in use."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: object,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        from slimscope.image import tarstream
+
+        parser_kind = "compiled fast path" if tarstream.compiled() else "Python only"
+        print(f"slimscope {__version__} (tar parser: {parser_kind})")
+        parser.exit()
 
 
 def demo_image_path() -> str:

@@ -39,6 +39,13 @@ except ImportError:  # no C compiler at install time: the same results, slower
 if os.environ.get("SLIMSCOPE_PURE_PARSER"):  # for tests and comparisons: the Python parser alone
     _tarscan = None  # type: ignore[assignment]
 
+
+
+def compiled() -> bool:
+    """Whether the compiled fast path is in use (built at install time and not turned off)."""
+    return _tarscan is not None
+
+
 BLOCK_SIZE = 512
 ZERO_BLOCK = bytes(BLOCK_SIZE)
 EMPTY_SHA256 = sha256().digest()

@@ -69,3 +69,24 @@ def test_commands_keep_their_backslashes_and_long_lines_stay_whole_in_a_pipe(tmp
     assert [line.strip() for line in proc.stdout.splitlines() if line.strip().startswith(deep)] == [
         f"{deep}/.git (3.0 kB)"
     ]
+
+
+def test_version_says_which_tar_parser_runs() -> None:
+    from slimscope import __version__
+    from slimscope.image import tarstream
+
+    proc = run("--version")
+    kind = "compiled fast path" if tarstream.compiled() else "Python only"
+    assert (proc.returncode, proc.stdout, proc.stderr) == (
+        0,
+        f"slimscope {__version__} (tar parser: {kind})\n",
+        "",
+    )
+    pure = subprocess.run(
+        [sys.executable, "-m", "slimscope", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "SLIMSCOPE_PURE_PARSER": "1"},
+    )
+    assert (pure.returncode, pure.stdout) == (0, f"slimscope {__version__} (tar parser: Python only)\n")
