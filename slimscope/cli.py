@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _Version(argparse.Action):
-    """`--version`: the version, and whether the tar parser's compiled fast path is in use."""
+    """`--version`: the version, and which compiled fast paths are in use."""
 
     def __call__(
         self,
@@ -120,10 +120,10 @@ class _Version(argparse.Action):
         values: object,
         option_string: str | None = None,
     ) -> None:
-        from slimscope.image import tarstream
+        from slimscope import native
 
-        parser_kind = "compiled fast path" if tarstream.compiled() else "Python only"
-        print(f"slimscope {__version__} (tar parser: {parser_kind})")
+        fast = native.in_use()
+        print(f"slimscope {__version__} ({'compiled: ' + ', '.join(fast) if fast else 'Python only'})")
         parser.exit()
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+from slimscope import native
 from slimscope.image.layer import (
     DIR,
     FILE,
@@ -27,6 +28,9 @@ from slimscope.image.layer import (
     Entry,
     LayerEntries,
 )
+
+# Compiled loops for the plain case of the merge and the survey walk (_fastfs.c), or None.
+_fastfs = native.load("slimscope._fastfs")
 
 SHIFT = 32
 MASK = (1 << SHIFT) - 1
@@ -295,6 +299,22 @@ class Filesystem:
         return self._survey
 
     def _walk_survey(self) -> tuple[FsStats, set[int], list[int]]:
+        fast = _fastfs
+        if fast is not None:
+            layers = self.layers
+            files, dirs, symlinks, other, visible, by_layer = fast.survey(
+                self.root,
+                Dir,
+                [entries.kinds for entries in layers],
+                [entries.sizes for entries in layers],
+                self.inode,
+                set(self.inode.values()),
+            )
+            stats = FsStats(files, dirs, symlinks, other, sum(by_layer))
+            return stats, visible, by_layer
+        return self._walk_survey_python()
+
+    def _walk_survey_python(self) -> tuple[FsStats, set[int], list[int]]:
         stats = FsStats()
         visible: set[int] = set()
         add_visible = visible.add
@@ -355,7 +375,18 @@ class Filesystem:
         base = layer << SHIFT
         # Tallies kept in locals in the loop (a method call per member was a tenth of the merge).
         added = added_bytes = modified = modified_bytes = meta = meta_bytes = 0
+        fast = _fastfs.merge_plain if _fastfs is not None else None
+        resume = 0  # with the compiled loop: the next member it has not looked at
         for index, path in enumerate(paths):
+            if fast is not None:
+                if index < resume:
+                    continue  # added by the compiled loop
+                resume, more, more_bytes = fast(paths, kinds, sizes, codes, dirs, base, index)
+                added += more
+                added_bytes += more_bytes
+                if resume > index:
+                    continue
+                resume = index + 1  # this member is the Python code's; the compiled loop goes on after it
             kind = kinds[index]
             if kind >= WHITEOUT:
                 continue

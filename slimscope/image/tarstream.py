@@ -10,12 +10,12 @@ records, PAX sparse names and sizes). The tests compare it with `tarfile` on the
 
 from __future__ import annotations
 
-import os
 import posixpath
 import re
 import struct
 from hashlib import sha256
 
+from slimscope import native
 from slimscope.errors import FormatError
 from slimscope.image.layer import (
     BLOCK,
@@ -32,19 +32,8 @@ from slimscope.image.layer import (
     LayerEntries,
 )
 
-try:  # the compiled fast path for plain members (_tarscan.c); without it this module does all the work
-    from slimscope.image import _tarscan
-except ImportError:  # no C compiler at install time: the same results, slower
-    _tarscan = None  # type: ignore[assignment]
-if os.environ.get("SLIMSCOPE_PURE_PARSER"):  # for tests and comparisons: the Python parser alone
-    _tarscan = None  # type: ignore[assignment]
-
-
-
-def compiled() -> bool:
-    """Whether the compiled fast path is in use (built at install time and not turned off)."""
-    return _tarscan is not None
-
+# The compiled fast path for plain members (_tarscan.c), or None: this module then does all the work.
+_tarscan = native.load("slimscope.image._tarscan")
 
 BLOCK_SIZE = 512
 ZERO_BLOCK = bytes(BLOCK_SIZE)

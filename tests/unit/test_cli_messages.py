@@ -71,22 +71,20 @@ def test_commands_keep_their_backslashes_and_long_lines_stay_whole_in_a_pipe(tmp
     ]
 
 
-def test_version_says_which_tar_parser_runs() -> None:
-    from slimscope import __version__
-    from slimscope.image import tarstream
+def test_version_says_which_compiled_paths_run() -> None:
+    from slimscope import __version__, native
 
     proc = run("--version")
-    kind = "compiled fast path" if tarstream.compiled() else "Python only"
-    assert (proc.returncode, proc.stdout, proc.stderr) == (
-        0,
-        f"slimscope {__version__} (tar parser: {kind})\n",
-        "",
-    )
+    fast = native.in_use()
+    what = "compiled: " + ", ".join(fast) if fast else "Python only"
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, f"slimscope {__version__} ({what})\n", "")
+    if os.environ.get("SLIMSCOPE_REQUIRE_COMPILED"):
+        assert proc.stdout == f"slimscope {__version__} (compiled: tar parser, merge)\n"
     pure = subprocess.run(
         [sys.executable, "-m", "slimscope", "--version"],
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "SLIMSCOPE_PURE_PARSER": "1"},
+        env={**os.environ, "SLIMSCOPE_PURE_PYTHON": "1"},
     )
-    assert (pure.returncode, pure.stdout) == (0, f"slimscope {__version__} (tar parser: Python only)\n")
+    assert (pure.returncode, pure.stdout) == (0, f"slimscope {__version__} (Python only)\n")

@@ -5,9 +5,22 @@ from __future__ import annotations
 import io
 import tarfile
 
+import pytest
+
+import slimscope.fs
 from slimscope.fs import ADDED, IGNORED, META, MODIFIED, UNCHANGED, Dir, Filesystem
 from slimscope.image.layer import LayerEntries
 from slimscope.image.tarstream import TarStream
+
+
+@pytest.fixture(autouse=True, params=["compiled", "python"])
+def merge_loops(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs on the compiled merge loops and on the Python ones alone."""
+    if request.param == "python":
+        monkeypatch.setattr(slimscope.fs, "_fastfs", None)
+    elif slimscope.fs._fastfs is None:
+        pytest.skip("the compiled merge is not built")
+    return request.param
 
 
 def layer(*members: tuple) -> LayerEntries:

@@ -19,6 +19,16 @@ LOOP = "never resolves (more than 40 levels of symbolic links: a loop)"
 OUT = "climbs out of the image root with '..'"
 
 
+@pytest.fixture(autouse=True, params=["compiled", "python"])
+def merge_loops(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs on the compiled merge loops and on the Python ones alone."""
+    if request.param == "python":
+        monkeypatch.setattr(fs_module, "_fastfs", None)
+    elif fs_module._fastfs is None:
+        pytest.skip("the compiled merge is not built")
+    return request.param
+
+
 def entries(*members: synth.Entry) -> LayerEntries:
     stream = TarStream()
     stream.feed(synth.layer_tar(list(members)))

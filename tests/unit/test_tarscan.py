@@ -24,7 +24,7 @@ from slimscope.errors import SlimscopeError
 compiled = tarstream._tarscan
 needs_compiled = pytest.mark.skipif(
     compiled is None and not os.environ.get("SLIMSCOPE_REQUIRE_COMPILED"),
-    reason="the C fast path is not built (no compiler at install time, or SLIMSCOPE_PURE_PARSER set)",
+    reason="the C fast path is not built (no compiler at install time, or SLIMSCOPE_PURE_PYTHON set)",
 )
 pytestmark = needs_compiled
 

@@ -1,0 +1,345 @@
+/* Compiled loops of slimscope.fs.Filesystem: the plain case of the layer merge, and the survey walk.
+ *
+ * Hand-written in C because measurement says so: on an image of 210,000 files these two Python
+ * loops took 130-220 ms and 70-130 ms of a 650-830 ms analysis (about 1 us per file each), and
+ * they run on every open, the warm-cache one included. Both work on the same Python objects as the
+ * Python code (`Dir` objects with their `children` dicts, int refs, the layers' columns), so
+ * everything else in fs.py reads the tree as before.
+ *
+ * merge_plain takes the members the merge adds without a question: a file, symlink or device whose
+ * folder exists and whose name is not there yet. It stops at anything else (a directory, a hard
+ * link, a name already present, a missing folder, the root) and the Python merge takes that member
+ * and calls back in. survey is _walk_survey, line for line. The tests run the Python and the
+ * compiled loops on the same images and compare every result.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+enum { FILE_KIND = 0, DIR_KIND = 1, SYMLINK_KIND = 2, HARDLINK_KIND = 3, WHITEOUT_KIND = 7 };
+enum { ADDED = 1 };
+#define SHIFT 32
+#define MASK ((1LL << SHIFT) - 1)
+
+static PyObject *s_children;
+
+/* A buffer of one column: bytes (itemsize 1) or a typecode-"q" array (itemsize 8). */
+static int get_column(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, int writable) {
+    int flags = PyBUF_FORMAT | PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, view, flags) < 0) return -1;
+    const char *fmt = view->format ? view->format : "B";
+    int ok = itemsize == 1 ? (view->itemsize == 1) : (view->itemsize == 8 && strcmp(fmt, "q") == 0);
+    if (!ok) {
+        PyBuffer_Release(view);
+        PyErr_SetString(PyExc_TypeError, "unexpected column type");
+        return -1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(merge_doc,
+             "merge_plain(paths, kinds, sizes, codes, dirs, base, start)\n--\n\n"
+             "Add the plain members of one layer, from index `start`, to the tree (`dirs`: folder path "
+             "-> Dir): each non-directory, non-hard-link member whose folder exists and whose name is "
+             "not in it yet becomes `children[name] = base | index` with code ADDED. Whiteout kinds are "
+             "passed over. Returns (index, added, added_bytes): the first member left to the caller "
+             "(len(paths) when none), and the count and file bytes added.");
+
+static PyObject *merge_plain(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "merge_plain() takes 7 arguments");
+        return NULL;
+    }
+    PyObject *paths = args[0], *dirs = args[4];
+    if (!PyList_Check(paths) || !PyDict_Check(dirs)) {
+        PyErr_SetString(PyExc_TypeError, "paths must be a list and dirs a dict");
+        return NULL;
+    }
+    long long base = PyLong_AsLongLong(args[5]);
+    Py_ssize_t start = PyLong_AsSsize_t(args[6]);
+    if (PyErr_Occurred()) return NULL;
+    Py_buffer kinds, sizes, codes;
+    if (get_column(args[1], &kinds, 1, 0) < 0) return NULL;
+    if (get_column(args[2], &sizes, 8, 0) < 0) {
+        PyBuffer_Release(&kinds);
+        return NULL;
+    }
+    if (get_column(args[3], &codes, 1, 1) < 0) {
+        PyBuffer_Release(&kinds);
+        PyBuffer_Release(&sizes);
+        return NULL;
+    }
+    PyObject *result = NULL, *parent_path = NULL, *children = NULL;
+    Py_ssize_t n = PyList_GET_SIZE(paths);
+    if (kinds.len < n || codes.len < n || sizes.len / 8 < n) {
+        PyErr_SetString(PyExc_ValueError, "columns shorter than paths");
+        goto done;
+    }
+    const unsigned char *kind_of = kinds.buf;
+    const long long *size_of = sizes.buf;
+    unsigned char *code_of = codes.buf;
+    long long added = 0, added_bytes = 0;
+    Py_ssize_t i = start < 0 ? 0 : start;
+    for (; i < n; i++) {
+        unsigned char kind = kind_of[i];
+        if (kind >= WHITEOUT_KIND) continue;
+        if (kind == DIR_KIND || kind == HARDLINK_KIND) break;
+        PyObject *path = PyList_GET_ITEM(paths, i);
+        if (!PyBytes_CheckExact(path) || PyBytes_GET_SIZE(path) == 0) break;
+        const char *text = PyBytes_AS_STRING(path);
+        Py_ssize_t len = PyBytes_GET_SIZE(path);
+        const char *slash = NULL;
+        for (Py_ssize_t k = len - 1; k >= 0; k--)
+            if (text[k] == '/') {
+                slash = text + k;
+                break;
+            }
+        Py_ssize_t plen = slash ? slash - text : 0;
+        /* Members of one folder come together: its children dict is looked up once for the run. */
+        if (parent_path == NULL || PyBytes_GET_SIZE(parent_path) != plen ||
+            memcmp(PyBytes_AS_STRING(parent_path), text, (size_t)plen) != 0) {
+            Py_CLEAR(parent_path);
+            Py_CLEAR(children);
+            parent_path = PyBytes_FromStringAndSize(text, plen);
+            if (parent_path == NULL) goto done;
+            PyObject *parent = PyDict_GetItemWithError(dirs, parent_path); /* borrowed */
+            if (parent == NULL) {
+                if (PyErr_Occurred()) goto done;
+                break; /* a folder to make first: the caller's */
+            }
+            children = PyObject_GetAttr(parent, s_children);
+            if (children == NULL) goto done;
+            if (!PyDict_Check(children)) {
+                PyErr_SetString(PyExc_TypeError, "Dir.children is not a dict");
+                goto done;
+            }
+        }
+        const char *name_start = slash ? slash + 1 : text;
+        PyObject *name = PyBytes_FromStringAndSize(name_start, len - (name_start - text));
+        if (name == NULL) goto done;
+        PyObject *old = PyDict_GetItemWithError(children, name); /* borrowed */
+        if (old != NULL || PyErr_Occurred()) {
+            Py_DECREF(name);
+            if (old == NULL) goto done;
+            break; /* replaces something: the caller decides how */
+        }
+        PyObject *ref = PyLong_FromLongLong(base | (long long)i);
+        int rc = ref ? PyDict_SetItem(children, name, ref) : -1;
+        Py_XDECREF(ref);
+        Py_DECREF(name);
+        if (rc < 0) goto done;
+        code_of[i] = ADDED;
+        added += 1;
+        added_bytes += size_of[i];
+    }
+    result = Py_BuildValue("nLL", i, added, added_bytes);
+done:
+    Py_XDECREF(parent_path);
+    Py_XDECREF(children);
+    PyBuffer_Release(&kinds);
+    PyBuffer_Release(&sizes);
+    PyBuffer_Release(&codes);
+    return result;
+}
+
+PyDoc_STRVAR(survey_doc,
+             "survey(root, dir_type, kinds, sizes, inode, shared)\n--\n\n"
+             "Fs._walk_survey's walk: `kinds` and `sizes` are the layers' columns (lists), `inode` the "
+             "hard link map, `shared` the refs of files with hard links. Returns (files, dirs, "
+             "symlinks, other, visible, by_layer).");
+
+static PyObject *survey(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "survey() takes 6 arguments");
+        return NULL;
+    }
+    PyObject *root = args[0], *dir_type = args[1], *kinds_list = args[2], *sizes_list = args[3];
+    PyObject *inode = args[4], *shared = args[5];
+    if (!PyType_Check(dir_type) || !PyList_Check(kinds_list) || !PyList_Check(sizes_list) ||
+        PyList_GET_SIZE(kinds_list) != PyList_GET_SIZE(sizes_list) || !PyDict_Check(inode) ||
+        !PyAnySet_Check(shared)) {
+        PyErr_SetString(PyExc_TypeError, "survey(): bad arguments");
+        return NULL;
+    }
+    Py_ssize_t layers = PyList_GET_SIZE(kinds_list);
+    Py_buffer *kinds = PyMem_Calloc((size_t)layers + 1, sizeof(Py_buffer));
+    Py_buffer *sizes = PyMem_Calloc((size_t)layers + 1, sizeof(Py_buffer));
+    long long *by_layer = PyMem_Calloc((size_t)layers + 1, sizeof(long long));
+    PyObject **stack = NULL;
+    Py_ssize_t got = 0, depth = 0, cap = 0;
+    PyObject *visible = NULL, *seen = NULL, *result = NULL;
+    long long files = 0, ndirs = 0, symlinks = 0, other = 0;
+    if (kinds == NULL || sizes == NULL || by_layer == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (; got < layers; got++) {
+        if (get_column(PyList_GET_ITEM(kinds_list, got), &kinds[got], 1, 0) < 0) goto done;
+        if (get_column(PyList_GET_ITEM(sizes_list, got), &sizes[got], 8, 0) < 0) {
+            PyBuffer_Release(&kinds[got]);
+            goto done;
+        }
+    }
+    visible = PySet_New(NULL);
+    seen = PySet_New(NULL);
+    if (visible == NULL || seen == NULL) goto done;
+    cap = 64;
+    stack = PyMem_Malloc((size_t)cap * sizeof(PyObject *));
+    if (stack == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    stack[depth++] = root; /* borrowed: the tree does not change during the walk */
+    while (depth) {
+        PyObject *directory = stack[--depth];
+        PyObject *children = PyObject_GetAttr(directory, s_children);
+        if (children == NULL) goto done;
+        if (!PyDict_Check(children)) {
+            Py_DECREF(children);
+            PyErr_SetString(PyExc_TypeError, "Dir.children is not a dict");
+            goto done;
+        }
+        Py_ssize_t at = 0;
+        PyObject *key, *node;
+        while (PyDict_Next(children, &at, &key, &node)) {
+            if (Py_TYPE(node) == (PyTypeObject *)dir_type) {
+                ndirs++;
+                if (depth == cap) {
+                    PyObject **bigger = PyMem_Realloc(stack, (size_t)cap * 2 * sizeof(PyObject *));
+                    if (bigger == NULL) {
+                        Py_DECREF(children);
+                        PyErr_NoMemory();
+                        goto done;
+                    }
+                    stack = bigger;
+                    cap *= 2;
+                }
+                stack[depth++] = node;
+                continue;
+            }
+            long long ref = PyLong_AsLongLong(node);
+            if (ref == -1 && PyErr_Occurred()) {
+                Py_DECREF(children);
+                goto done;
+            }
+            long long layer = ref >> SHIFT, index = ref & MASK;
+            if (ref < 0 || layer >= layers || index >= kinds[layer].len) {
+                Py_DECREF(children);
+                PyErr_SetString(PyExc_IndexError, "survey(): ref outside the layers");
+                goto done;
+            }
+            unsigned char kind = ((const unsigned char *)kinds[layer].buf)[index];
+            PyObject *data = PyDict_GetItemWithError(inode, node); /* borrowed */
+            if (data == NULL && PyErr_Occurred()) {
+                Py_DECREF(children);
+                goto done;
+            }
+            if (PySet_Add(visible, data ? data : node) < 0) {
+                Py_DECREF(children);
+                goto done;
+            }
+            if (kind == FILE_KIND) {
+                files++;
+                int is_shared = PySet_Contains(shared, node);
+                if (is_shared < 0) {
+                    Py_DECREF(children);
+                    goto done;
+                }
+                if (is_shared) {
+                    int was = PySet_Contains(seen, node);
+                    if (was < 0 || (!was && PySet_Add(seen, node) < 0)) {
+                        Py_DECREF(children);
+                        goto done;
+                    }
+                    if (was) continue;
+                }
+                by_layer[layer] += ((const long long *)sizes[layer].buf)[index];
+            } else if (kind == HARDLINK_KIND) {
+                files++;
+                PyObject *target = data ? data : node;
+                int was = PySet_Contains(seen, target);
+                if (was < 0) {
+                    Py_DECREF(children);
+                    goto done;
+                }
+                if (!was) {
+                    if (PySet_Add(seen, target) < 0) {
+                        Py_DECREF(children);
+                        goto done;
+                    }
+                    long long dref = PyLong_AsLongLong(target);
+                    if (dref == -1 && PyErr_Occurred()) {
+                        Py_DECREF(children);
+                        goto done;
+                    }
+                    long long dl = dref >> SHIFT, di = dref & MASK;
+                    if (dref < 0 || dl >= layers || di >= kinds[dl].len) {
+                        Py_DECREF(children);
+                        PyErr_SetString(PyExc_IndexError, "survey(): ref outside the layers");
+                        goto done;
+                    }
+                    if (((const unsigned char *)kinds[dl].buf)[di] == FILE_KIND)
+                        by_layer[dl] += ((const long long *)sizes[dl].buf)[di];
+                }
+            } else if (kind == SYMLINK_KIND) {
+                symlinks++;
+            } else {
+                other++;
+            }
+        }
+        Py_DECREF(children);
+    }
+    PyObject *per_layer = PyList_New(layers);
+    if (per_layer == NULL) goto done;
+    for (Py_ssize_t i = 0; i < layers; i++) {
+        PyObject *value = PyLong_FromLongLong(by_layer[i]);
+        if (value == NULL) {
+            Py_DECREF(per_layer);
+            goto done;
+        }
+        PyList_SET_ITEM(per_layer, i, value);
+    }
+    result = Py_BuildValue("LLLLON", files, ndirs, symlinks, other, visible, per_layer);
+done:
+    for (Py_ssize_t i = 0; i < got; i++) {
+        PyBuffer_Release(&kinds[i]);
+        PyBuffer_Release(&sizes[i]);
+    }
+    PyMem_Free(kinds);
+    PyMem_Free(sizes);
+    PyMem_Free(by_layer);
+    PyMem_Free(stack);
+    Py_XDECREF(visible);
+    Py_XDECREF(seen);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"merge_plain", (PyCFunction)(void (*)(void))merge_plain, METH_FASTCALL, merge_doc},
+    {"survey", (PyCFunction)(void (*)(void))survey, METH_FASTCALL, survey_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static int exec_module(PyObject *module) {
+    (void)module;
+    s_children = PyUnicode_InternFromString("children");
+    return s_children ? 0 : -1;
+}
+
+static PyModuleDef_Slot slots[] = {
+    {Py_mod_exec, exec_module},
+    {0, NULL},
+};
+
+static struct PyModuleDef moduledef = {
+    .m_base = PyModuleDef_HEAD_INIT,
+    .m_name = "slimscope._fastfs",
+    .m_doc = "Compiled loops of slimscope.fs (see fs.py).",
+    .m_size = 0,
+    .m_methods = methods,
+    .m_slots = slots,
+};
+
+PyMODINIT_FUNC PyInit__fastfs(void) { return PyModuleDef_Init(&moduledef); }

@@ -1,0 +1,155 @@
+"""The compiled merge and survey loops (_fastfs.c) against the Python ones, on the same layers.
+
+Every result of the merge (the tree, each layer's change codes and tallies, what hid what, hard link
+data, problems) and of the survey must be the same. test_fs.py and test_fs_problems.py also run
+whole on both.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import synth
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import slimscope.fs as fsmod
+from slimscope.fs import Dir, Filesystem
+from slimscope.image.layer import LayerEntries
+from slimscope.image.tarstream import TarStream
+
+pytestmark = pytest.mark.skipif(
+    fsmod._fastfs is None and not os.environ.get("SLIMSCOPE_REQUIRE_COMPILED"),
+    reason="the compiled merge is not built (no compiler at install time, or SLIMSCOPE_PURE_PYTHON set)",
+)
+EXAMPLES = int(os.environ.get("SLIMSCOPE_FUZZ_EXAMPLES", "150"))
+
+
+def _entries(layer: synth.Layer) -> LayerEntries:
+    stream = TarStream()
+    stream.feed(synth.layer_tar(layer))
+    stream.close()
+    return stream.entries
+
+
+def _everything(layers: list[LayerEntries], fast: bool) -> tuple:
+    saved = fsmod._fastfs
+    if not fast:
+        fsmod._fastfs = None
+    try:
+        fs = Filesystem(layers)
+        tree = sorted((path, ("dir", node.ref) if type(node) is Dir else node) for path, node in fs.walk())
+        changes = [
+            (bytes(c.codes), c.added, c.modified, c.metadata_only, c.deleted, c.removals) for c in fs.changes
+        ]
+        stats, visible, by_layer = fs.survey()
+        return tree, changes, fs.hidden_by, fs.inode, fs.problems, stats, visible, by_layer
+    finally:
+        fsmod._fastfs = saved
+
+
+def _same(layers: list[LayerEntries]) -> None:
+    assert _everything(layers, True) == _everything(layers, False)
+
+
+def test_the_compiled_merge_is_built() -> None:
+    assert fsmod._fastfs is not None, "slimscope._fastfs did not build or import"
+
+
+def test_sample_layers_merge_the_same() -> None:
+    layers = [_entries(layer) for layer in synth.sample_layers("none")]
+    _same(layers)
+    fast = _everything(layers, True)
+    assert fast[5].files > 0 and fast[5].dirs > 0 and fast[3]  # hard links, dirs and files were there
+
+
+def test_plain_members_are_the_compiled_loops() -> None:
+    """A layer of new files in existing folders goes through merge_plain: the tallies say so."""
+    base = synth.Layer([synth.directory("a"), synth.directory("a/b")])
+    top = synth.Layer([synth.file(f"a/b/f{i}", b"x" * i) for i in range(50)] + [synth.symlink("a/l", "b")])
+    layers = [_entries(base), _entries(top)]
+    calls = []
+    real = fsmod._fastfs.merge_plain
+
+    def spy(*args):
+        calls.append(args[-1])
+        return real(*args)
+
+    class Spy:
+        merge_plain = staticmethod(spy)
+        survey = staticmethod(fsmod._fastfs.survey)
+
+    saved = fsmod._fastfs
+    fsmod._fastfs = Spy
+    try:
+        fs = Filesystem(layers)
+    finally:
+        fsmod._fastfs = saved
+    assert calls == [0, 1, 0]  # layer 0: both folders are Python's; layer 1: one call takes all 51
+    assert (fs.changes[1].added.count, fs.changes[1].added.bytes) == (51, sum(range(50)))
+    _same(layers)
+
+
+kinds = st.sampled_from(["f", "f", "f", "d", "l", "h", "c", "p", "wh", "opq"])
+names = st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=3).map("/".join)
+member = st.tuples(kinds, names, st.sampled_from([b"", b"1", b"22", b"1"]), names)
+
+
+def _layer(members: list[tuple[str, str, bytes, str]]) -> synth.Layer:
+    out = []
+    for kind, name, data, other in members:
+        if kind == "f":
+            out.append(synth.file(name, data))
+        elif kind == "d":
+            out.append(synth.directory(name))
+        elif kind == "l":
+            out.append(synth.symlink(name, other))
+        elif kind == "h":
+            out.append(synth.hardlink(name, other))
+        elif kind == "c":
+            out.append(synth.chardev(name, 1, 3))
+        elif kind == "p":
+            out.append(synth.fifo(name))
+        elif kind == "wh":
+            out.append(synth.whiteout(name))
+        else:
+            out.append(synth.opaque(name))
+    return synth.Layer(out)
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=os.environ.get("SLIMSCOPE_FUZZ_RANDOM") != "1",
+)
+@given(st.lists(st.lists(member, max_size=12), min_size=1, max_size=4))
+def test_random_layer_stacks_merge_the_same(stack: list[list[tuple[str, str, bytes, str]]]) -> None:
+    _same([_entries(_layer(members)) for members in stack])
+
+
+@pytest.mark.parametrize(
+    ("lower", "upper"),
+    [
+        (synth.file("a", "1"), synth.file("a", "22")),  # replaced: MODIFIED
+        (synth.file("a", "1"), synth.file("a", "1", mode=0o600)),  # stored again: META
+        (synth.symlink("a", "x"), synth.file("a", "1")),
+        (synth.directory("a"), synth.file("a", "1")),  # a folder replaced by a file
+        (synth.file("a", "1"), synth.directory("a")),
+        (synth.fifo("a"), synth.fifo("a")),
+    ],
+)
+def test_a_name_already_there_is_left_to_the_python_merge(lower: synth.Entry, upper: synth.Entry) -> None:
+    layers = [_entries(synth.Layer([lower, synth.file("b", "x")])), _entries(synth.Layer([upper]))]
+    _same(layers)
+    fast = _everything(layers, True)
+    assert fast[1][1][0] != b"\x01"  # not taken for an addition
+
+
+def test_a_hard_link_walked_before_its_file_counts_the_bytes_once() -> None:
+    layer = synth.Layer([synth.directory("z"), synth.file("z/f", b"12345"), synth.hardlink("h", "z/f")])
+    layers = [_entries(layer)]
+    _same(layers)
+    stats, _, by_layer = _everything(layers, True)[5:]
+    assert (stats.files, stats.bytes, by_layer) == (2, 5, [5])
