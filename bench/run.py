@@ -448,24 +448,24 @@ def slimscope_source(rev: str | None) -> tuple[dict[str, str], str]:
         _build_extensions(tmp)
         shutil.rmtree(root, ignore_errors=True)
         tmp.rename(root)
-    built = list(root.glob("slimscope/image/_tarscan*.so"))
-    parser = "tar parser: compiled" if built else "tar parser: Python"
-    return {"PYTHONPATH": str(root)}, f"commit {sha} (from {root.relative_to(REPO)}; {parser})"
+    built = sorted(p.name.split(".")[0] for p in root.glob("slimscope/**/_*.so"))
+    compiled = "compiled: " + ", ".join(built) if built else "Python only"
+    return {"PYTHONPATH": str(root)}, f"commit {sha} (from {root.relative_to(REPO)}; {compiled})"
 
 
 def _build_extensions(root: Path) -> None:
-    """Compile a revision's C fast path (if it has one) in place, as its editable install would."""
-    source = root / "slimscope" / "image" / "_tarscan.c"
-    if not source.is_file():
+    """Compile a revision's C fast paths (its slimscope/**/*.c) in place, as its editable install would."""
+    sources = sorted(str(p.relative_to(root)) for p in (root / "slimscope").rglob("*.c"))
+    if not sources:
         return
+    modules = [(src[: -len(".c")].replace("/", "."), src) for src in sources]
     script = (
         "from setuptools import Extension, setup; setup(name='slimscope-bench', script_args=['-q', "
-        "'build_ext', '--inplace'], ext_modules=[Extension('slimscope.image._tarscan', "
-        "['slimscope/image/_tarscan.c'])])"
+        f"'build_ext', '--inplace'], ext_modules=[Extension(n, [s]) for n, s in {modules!r}])"
     )
     proc = subprocess.run([str(VENV_BIN / "python"), "-c", script], cwd=root, capture_output=True, text=True)
     if proc.returncode:
-        print(f"run.py: the C fast path did not build; that revision runs on Python alone:\n{proc.stderr}")
+        print(f"run.py: the C fast paths did not build; that revision runs on Python alone:\n{proc.stderr}")
 
 
 def machine(dive: str, python: str, slimscope_env: dict[str, str]) -> dict[str, Any]:
