@@ -181,6 +181,11 @@ static PyObject *survey(PyObject *module, PyObject *const *args, Py_ssize_t narg
             PyBuffer_Release(&kinds[got]);
             goto done;
         }
+        if (sizes[got].len / 8 < kinds[got].len) { /* every index below a kinds length has a size */
+            got++;
+            PyErr_SetString(PyExc_ValueError, "survey(): a sizes column is shorter than its kinds");
+            goto done;
+        }
     }
     visible = PySet_New(NULL);
     seen = PySet_New(NULL);

@@ -153,3 +153,18 @@ def test_a_hard_link_walked_before_its_file_counts_the_bytes_once() -> None:
     _same(layers)
     stats, _, by_layer = _everything(layers, True)[5:]
     assert (stats.files, stats.bytes, by_layer) == (2, 5, [5])
+
+
+def test_survey_refuses_columns_it_cannot_index() -> None:
+    """The compiled walk checks its inputs instead of reading past a column."""
+    from array import array
+
+    root = Dir(-1)
+    root.children[b"a"] = 0
+    with pytest.raises(ValueError, match="shorter than its kinds"):
+        fsmod._fastfs.survey(root, Dir, [bytearray(b"\0")], [array("q")], {}, set())
+    root.children[b"b"] = 5  # index 5 of a one-member layer
+    with pytest.raises(IndexError, match="outside the layers"):
+        fsmod._fastfs.survey(root, Dir, [bytearray(b"\0")], [array("q", [1])], {}, set())
+    with pytest.raises(ValueError, match="shorter than paths"):
+        fsmod._fastfs.merge_plain([b"x", b"y"], bytearray(1), array("q", [0]), bytearray(1), {}, 0, 0)
