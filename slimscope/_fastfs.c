@@ -1,4 +1,5 @@
-/* Compiled loops of slimscope.fs.Filesystem: the plain case of the layer merge, and the survey walk.
+/* Compiled loops of slimscope.fs.Filesystem (the plain case of the layer merge, and the survey walk),
+ * and the count of repeated content digests of analysis/waste.py.
  *
  * Hand-written in C because measurement says so: on an image of 210,000 files these two Python
  * loops took 130-220 ms and 70-130 ms of a 650-830 ms analysis (about 1 us per file each), and
@@ -321,7 +322,100 @@ done:
     return result;
 }
 
+/* A digest's first 8 bytes (big-endian, so the order is memcmp's) beside a pointer to all 32:
+ * sorting these keeps the comparisons in one array instead of chasing a pointer each time. */
+typedef struct {
+    unsigned long long key;
+    const unsigned char *record;
+} Keyed;
+
+static int compare_digest(const void *a, const void *b) {
+    const Keyed *x = a, *y = b;
+    if (x->key != y->key) return x->key < y->key ? -1 : 1;
+    return memcmp(x->record, y->record, 32);
+}
+
+static unsigned long long prefix(const unsigned char *record) {
+    unsigned long long key = 0;
+    for (int i = 0; i < 8; i++) key = key << 8 | record[i];
+    return key;
+}
+
+PyDoc_STRVAR(repeated_doc,
+             "repeated_digests(columns, skip)\n--\n\n"
+             "The 32-byte digests that occur more than once across `columns` (bytes-like, 32 bytes a "
+             "member), leaving out those in `skip` (a tuple of 32-byte bytes), as a set of bytes. "
+             "Sorts pointers to the records instead of making a bytes object per member.");
+
+static PyObject *repeated_digests(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 2 || !PyList_Check(args[0]) || !PyTuple_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "repeated_digests(columns: list, skip: tuple)");
+        return NULL;
+    }
+    PyObject *columns = args[0], *skip = args[1];
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(skip); i++) {
+        PyObject *item = PyTuple_GET_ITEM(skip, i);
+        if (!PyBytes_Check(item) || PyBytes_GET_SIZE(item) != 32) {
+            PyErr_SetString(PyExc_TypeError, "skip must hold 32-byte bytes");
+            return NULL;
+        }
+    }
+    Py_ssize_t ncols = PyList_GET_SIZE(columns), got = 0, total = 0, count = 0;
+    Py_buffer *views = PyMem_Calloc((size_t)ncols + 1, sizeof(Py_buffer));
+    Keyed *records = NULL;
+    PyObject *found = NULL, *result = NULL;
+    if (views == NULL) return PyErr_NoMemory();
+    for (; got < ncols; got++) {
+        if (PyObject_GetBuffer(PyList_GET_ITEM(columns, got), &views[got], PyBUF_SIMPLE) < 0) goto done;
+        if (views[got].len % 32) {
+            got++;
+            PyErr_SetString(PyExc_ValueError, "a digest column is not a whole number of digests");
+            goto done;
+        }
+        total += views[got].len / 32;
+    }
+    records = PyMem_Malloc((size_t)(total ? total : 1) * sizeof(*records));
+    if (records == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t c = 0; c < ncols; c++) {
+        const unsigned char *data = views[c].buf;
+        for (Py_ssize_t k = 0; k < views[c].len / 32; k++) {
+            const unsigned char *record = data + 32 * k;
+            int skipped = 0;
+            for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(skip) && !skipped; i++)
+                skipped = memcmp(record, PyBytes_AS_STRING(PyTuple_GET_ITEM(skip, i)), 32) == 0;
+            if (!skipped) {
+                records[count].key = prefix(record);
+                records[count++].record = record;
+            }
+        }
+    }
+    qsort(records, (size_t)count, sizeof(*records), compare_digest);
+    found = PySet_New(NULL);
+    if (found == NULL) goto done;
+    for (Py_ssize_t i = 1; i < count; i++) {
+        if (compare_digest(&records[i - 1], &records[i]) != 0) continue;
+        if (i >= 2 && compare_digest(&records[i - 2], &records[i]) == 0) continue; /* added already */
+        PyObject *digest = PyBytes_FromStringAndSize((const char *)records[i].record, 32);
+        int rc = digest ? PySet_Add(found, digest) : -1;
+        Py_XDECREF(digest);
+        if (rc < 0) goto done;
+    }
+    result = found;
+    found = NULL;
+done:
+    for (Py_ssize_t i = 0; i < got; i++) PyBuffer_Release(&views[i]);
+    PyMem_Free(views);
+    PyMem_Free(records);
+    Py_XDECREF(found);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"repeated_digests", (PyCFunction)(void (*)(void))repeated_digests, METH_FASTCALL, repeated_doc},
     {"merge_plain", (PyCFunction)(void (*)(void))merge_plain, METH_FASTCALL, merge_doc},
     {"survey", (PyCFunction)(void (*)(void))survey, METH_FASTCALL, survey_doc},
     {NULL, NULL, 0, NULL},

@@ -16,6 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from operator import itemgetter
 
+from slimscope import fs as fsmod
 from slimscope.fs import HIDDEN_NAMES, MASK, SHIFT, Dir, Filesystem
 from slimscope.image.layer import DIR, FILE, NO_DIGEST, OPAQUE, OTHER_WH, WHITEOUT
 from slimscope.image.tarstream import EMPTY_SHA256
@@ -116,6 +117,9 @@ def _repeated_digests(fs: Filesystem) -> set[bytes]:
     Most files of most images are unique: with no digest repeated there is nothing to group, and the
     per-file loop below is skipped (measured: 0.20 s of 0.56 s of analysis on 210k files).
     """
+    fast = fsmod._fastfs
+    if fast is not None:  # sorts keyed records, no bytes object per member: 210k files 75-150 -> 45 ms
+        return fast.repeated_digests([entries.digests for entries in fs.layers], (NO_DIGEST, EMPTY_SHA256))
     counts: Counter[bytes] = Counter()
     for entries in fs.layers:
         counts.update(map(itemgetter(0), _DIGEST.iter_unpack(entries.digests)))

@@ -168,3 +168,57 @@ def test_survey_refuses_columns_it_cannot_index() -> None:
         fsmod._fastfs.survey(root, Dir, [bytearray(b"\0")], [array("q", [1])], {}, set())
     with pytest.raises(ValueError, match="shorter than paths"):
         fsmod._fastfs.merge_plain([b"x", b"y"], bytearray(1), array("q", [0]), bytearray(1), {}, 0, 0)
+
+
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=os.environ.get("SLIMSCOPE_FUZZ_RANDOM") != "1")
+@given(
+    st.lists(
+        st.lists(
+            st.sampled_from(
+                [
+                    bytes(32),
+                    b"\x01" * 32,
+                    b"\x01" * 31 + b"\x02",
+                    b"\xff" * 32,
+                    b"\x01" * 8 + b"\x00" * 24,
+                    b"\x01" * 8 + b"\x09" * 24,
+                ]
+            ),
+            max_size=20,
+        ),
+        max_size=4,
+    )
+)
+def test_repeated_digests_are_counted_the_same(columns: list[list[bytes]]) -> None:
+    """The sort in C finds exactly the digests the Counter finds (shared 8-byte prefixes included)."""
+    from collections import Counter
+
+    skip = (bytes(32), b"\xff" * 32)
+    counts = Counter(d for column in columns for d in column)
+    expected = {d for d, n in counts.items() if n > 1 and d not in skip}
+    got = fsmod._fastfs.repeated_digests([bytearray(b"".join(c)) for c in columns], skip)
+    assert got == expected
+    with pytest.raises(ValueError, match="whole number"):
+        fsmod._fastfs.repeated_digests([bytearray(33)], skip)
+
+
+def test_duplicate_files_are_found_the_same() -> None:
+    import hashlib
+
+    from slimscope.analysis.waste import analyze_waste
+
+    layers = [
+        _entries(synth.Layer([synth.file("a", b"same"), synth.file("b", b"same"), synth.file("e", b"")])),
+        _entries(synth.Layer([synth.file("c/d", b"same"), synth.file("f", b""), synth.file("g", b"other")])),
+    ]
+    results = []
+    saved = fsmod._fastfs
+    for fast in (saved, None):
+        fsmod._fastfs = fast
+        try:
+            waste = analyze_waste(Filesystem(layers))
+        finally:
+            fsmod._fastfs = saved
+        results.append([(g.digest, g.size, g.paths) for g in waste.duplicates] + [waste.duplicate_bytes])
+    digest = "sha256:" + hashlib.sha256(b"same").hexdigest()
+    assert results[0] == results[1] == [(digest, 4, [b"a", b"b", b"c/d"]), 8]
