@@ -46,15 +46,6 @@ def _archive() -> bytes:
     return buf.getvalue()
 
 
-def _mutate(data: bytes, edits: list[tuple[int, int]], cut: int | None) -> bytes:
-    out = bytearray(data)
-    for position, value in edits:
-        out[position % len(out)] = value
-    if cut is not None:
-        out = out[: cut % (len(out) + 1)]
-    return bytes(out)
-
-
 mutations = st.tuples(
     st.lists(st.tuples(st.integers(min_value=0), st.integers(min_value=0, max_value=255)), max_size=8),
     st.one_of(st.none(), st.integers(min_value=0)),
@@ -64,7 +55,7 @@ mutations = st.tuples(
 @FUZZ
 @given(mutations, st.integers(min_value=1, max_value=4096))
 def test_tar_stream_never_crashes(mutation: tuple[list[tuple[int, int]], int | None], chunk: int) -> None:
-    data = _mutate(_layer_tar(), *mutation)
+    data = synth.mutate(_layer_tar(), *mutation)
     stream = TarStream()
     try:
         for start in range(0, len(data), chunk):
@@ -88,7 +79,7 @@ def test_tar_stream_on_random_bytes(data: bytes) -> None:
 @FUZZ
 @given(mutations)
 def test_archive_reader_never_crashes(mutation: tuple[list[tuple[int, int]], int | None]) -> None:
-    data = _mutate(_archive(), *mutation)
+    data = synth.mutate(_archive(), *mutation)
     try:
         contents = read_archive(io.BytesIO(data))
     except SlimscopeError:

@@ -163,15 +163,6 @@ def test_fast_path_really_takes_the_plain_members() -> None:
     assert len(stream.entries) == 300
 
 
-def _mutate(data: bytes, edits: list[tuple[int, int]], cut: int | None) -> bytes:
-    out = bytearray(data)
-    for position, value in edits:
-        out[position % len(out)] = value
-    if cut is not None:
-        out = out[: cut % (len(out) + 1)]
-    return bytes(out)
-
-
 # Edits aimed at headers: the fields the fast path parses itself (name, numbers, typeflag, link, magic,
 # prefix) of a member near the start.
 header_edits = st.lists(
@@ -190,7 +181,7 @@ header_edits = st.lists(
 @FUZZ
 @given(header_edits, st.one_of(st.none(), st.integers(min_value=0)), st.integers(min_value=1, max_value=5000))
 def test_mutated_streams_read_the_same(edits: list[tuple[int, int]], cut: int | None, chunk: int) -> None:
-    data = _mutate(_plain_tar(), edits, cut)
+    data = synth.mutate(_plain_tar(), edits, cut)
     _same(data, [chunk])
     _same(data, [1 << 20])
 
