@@ -414,7 +414,332 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(hidden_doc,
+             "hidden_files(kinds, sizes, base, visible)\n--\n\n"
+             "The member indexes of one layer's regular files with bytes (kind FILE, size > 0) whose "
+             "ref `base | index` is not in the set `visible`, in member order: analysis/waste.py's "
+             "hidden-bytes loop without a Python int per visible file.");
+
+static PyObject *hidden_files(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 4 || !PyAnySet_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "hidden_files(kinds, sizes, base: int, visible: set)");
+        return NULL;
+    }
+    long long base = PyLong_AsLongLong(args[2]);
+    if (base == -1 && PyErr_Occurred()) return NULL;
+    if (base < 0 || (base & MASK)) {
+        PyErr_SetString(PyExc_ValueError, "hidden_files(): base must be a layer number shifted by 32");
+        return NULL;
+    }
+    Py_buffer kinds, sizes;
+    if (get_column(args[0], &kinds, 1, 0) < 0) return NULL;
+    if (get_column(args[1], &sizes, 8, 0) < 0) {
+        PyBuffer_Release(&kinds);
+        return NULL;
+    }
+    PyObject *found = NULL;
+    if (sizes.len / 8 < kinds.len) {
+        PyErr_SetString(PyExc_ValueError, "hidden_files(): the sizes column is shorter than the kinds");
+        goto done;
+    }
+    found = PyList_New(0);
+    if (found == NULL) goto done;
+    const unsigned char *kind = kinds.buf;
+    const long long *size = sizes.buf;
+    for (Py_ssize_t i = 0; i < kinds.len; i++) {
+        if (kind[i] != FILE_KIND || size[i] == 0) continue;
+        PyObject *ref = PyLong_FromLongLong(base | (long long)i);
+        int shown = ref ? PySet_Contains(args[3], ref) : -1;
+        Py_XDECREF(ref);
+        if (shown < 0) goto fail;
+        if (shown) continue;
+        PyObject *index = PyLong_FromSsize_t(i);
+        int rc = index ? PyList_Append(found, index) : -1;
+        Py_XDECREF(index);
+        if (rc < 0) goto fail;
+    }
+    goto done;
+fail:
+    Py_CLEAR(found);
+done:
+    PyBuffer_Release(&kinds);
+    PyBuffer_Release(&sizes);
+    return found;
+}
+
+PyDoc_STRVAR(indexes_in_doc,
+             "indexes_in(items, members)\n--\n\n"
+             "The indexes of the items of the list `items` that are in the set `members`, in order.");
+
+static PyObject *indexes_in(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 2 || !PyList_Check(args[0]) || !PyAnySet_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "indexes_in(items: list, members: set)");
+        return NULL;
+    }
+    PyObject *items = args[0], *members = args[1];
+    PyObject *found = PyList_New(0);
+    if (found == NULL || PySet_GET_SIZE(members) == 0) return found;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
+        PyObject *item = PyList_GET_ITEM(items, i);
+        Py_INCREF(item); /* a member's __eq__ may change the list */
+        int in = PySet_Contains(members, item);
+        Py_DECREF(item);
+        if (in < 0) {
+            Py_DECREF(found);
+            return NULL;
+        }
+        if (!in) continue;
+        PyObject *index = PyLong_FromSsize_t(i);
+        int rc = index ? PyList_Append(found, index) : -1;
+        Py_XDECREF(index);
+        if (rc < 0) {
+            Py_DECREF(found);
+            return NULL;
+        }
+    }
+    return found;
+}
+
+PyDoc_STRVAR(parents_in_doc,
+             "parents_in(paths, members)\n--\n\n"
+             "The members of the set `members` (bytes) that are the folder of some path of the list "
+             "`paths`: what the path holds before its last \"/\". A bytes object is made only for a "
+             "folder whose length is a member's length.");
+
+static PyObject *parents_in(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 2 || !PyList_Check(args[0]) || !PyAnySet_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "parents_in(paths: list, members: set)");
+        return NULL;
+    }
+    PyObject *paths = args[0], *members = args[1];
+    PyObject *found = PySet_New(NULL);
+    if (found == NULL || PySet_GET_SIZE(members) == 0) return found;
+    enum { LENGTHS = 4096 };
+    unsigned char wanted[LENGTHS] = {0}; /* 1 at the length of a member; the last slot: any longer */
+    PyObject *each = PyObject_GetIter(members), *member;
+    if (each == NULL) {
+        Py_DECREF(found);
+        return NULL;
+    }
+    while ((member = PyIter_Next(each)) != NULL) {
+        if (PyBytes_Check(member)) {
+            Py_ssize_t length = PyBytes_GET_SIZE(member);
+            wanted[length < LENGTHS ? length : LENGTHS - 1] = 1;
+        }
+        Py_DECREF(member);
+    }
+    Py_DECREF(each);
+    if (PyErr_Occurred()) {
+        Py_DECREF(found);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(paths); i++) {
+        PyObject *path = PyList_GET_ITEM(paths, i);
+        if (!PyBytes_Check(path)) continue;
+        const char *text = PyBytes_AS_STRING(path);
+        Py_ssize_t length = PyBytes_GET_SIZE(path);
+        if (length == 0) continue; /* the root: no folder */
+        while (length > 0 && text[length - 1] != '/') length--;
+        length = length ? length - 1 : 0; /* as bytes.rpartition(b"/")[0]: b"" when there is no "/" */
+        if (!wanted[length < LENGTHS ? length : LENGTHS - 1]) continue;
+        PyObject *folder = PyBytes_FromStringAndSize(text, length);
+        int in = folder ? PySet_Contains(members, folder) : -1;
+        if (in > 0) in = PySet_Add(found, folder) < 0 ? -1 : 1;
+        Py_XDECREF(folder);
+        if (in < 0) {
+            Py_DECREF(found);
+            return NULL;
+        }
+    }
+    return found;
+}
+
+PyDoc_STRVAR(shown_repeats_doc,
+             "shown_repeats(kinds, sizes, digests, base, visible, repeated)\n--\n\n"
+             "(digest, ref) for each regular file with bytes of one layer whose ref `base | index` is "
+             "in the set `visible` and whose 32-byte digest is in the set `repeated`, in member order.");
+
+static PyObject *shown_repeats(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 6 || !PyAnySet_Check(args[4]) || !PyAnySet_Check(args[5])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "shown_repeats(kinds, sizes, digests, base: int, visible: set, repeated: set)");
+        return NULL;
+    }
+    long long base = PyLong_AsLongLong(args[3]);
+    if (base == -1 && PyErr_Occurred()) return NULL;
+    if (base < 0 || (base & MASK)) {
+        PyErr_SetString(PyExc_ValueError, "shown_repeats(): base must be a layer number shifted by 32");
+        return NULL;
+    }
+    Py_buffer kinds, sizes, digests;
+    if (get_column(args[0], &kinds, 1, 0) < 0) return NULL;
+    if (get_column(args[1], &sizes, 8, 0) < 0) {
+        PyBuffer_Release(&kinds);
+        return NULL;
+    }
+    if (get_column(args[2], &digests, 1, 0) < 0) {
+        PyBuffer_Release(&kinds);
+        PyBuffer_Release(&sizes);
+        return NULL;
+    }
+    PyObject *found = NULL;
+    if (sizes.len / 8 < kinds.len || digests.len / 32 < kinds.len) {
+        PyErr_SetString(PyExc_ValueError, "shown_repeats(): a column is shorter than the kinds");
+        goto done;
+    }
+    found = PyList_New(0);
+    if (found == NULL) goto done;
+    const unsigned char *kind = kinds.buf;
+    const long long *size = sizes.buf;
+    const char *digest = digests.buf;
+    for (Py_ssize_t i = 0; i < kinds.len; i++) {
+        if (kind[i] != FILE_KIND || size[i] == 0) continue;
+        PyObject *ref = PyLong_FromLongLong(base | (long long)i);
+        if (ref == NULL) goto fail;
+        int shown = PySet_Contains(args[4], ref);
+        if (shown <= 0) {
+            Py_DECREF(ref);
+            if (shown < 0) goto fail;
+            continue;
+        }
+        PyObject *key = PyBytes_FromStringAndSize(digest + 32 * i, 32);
+        int repeated = key ? PySet_Contains(args[5], key) : -1;
+        int rc = repeated;
+        if (repeated > 0) {
+            PyObject *pair = PyTuple_Pack(2, key, ref);
+            rc = pair ? PyList_Append(found, pair) : -1;
+            Py_XDECREF(pair);
+        }
+        Py_XDECREF(key);
+        Py_DECREF(ref);
+        if (rc < 0) goto fail;
+    }
+    goto done;
+fail:
+    Py_CLEAR(found);
+done:
+    PyBuffer_Release(&kinds);
+    PyBuffer_Release(&sizes);
+    PyBuffer_Release(&digests);
+    return found;
+}
+
+PyDoc_STRVAR(paths_of_doc,
+             "paths_of(root, Dir, inode, wanted)\n--\n\n"
+             "Walk the tree below `root` (Dir objects, int refs) as Filesystem.walk does and return "
+             "{data ref: [paths]} for the non-directory nodes whose data ref (`inode.get(node, node)`) "
+             "is in the set `wanted`, paths in walk order. Paths are made only for folders and hits.");
+
+static PyObject *join(PyObject *prefix, PyObject *name) {
+    if (!PyBytes_Check(name)) {
+        PyErr_SetString(PyExc_TypeError, "paths_of(): a name is not bytes");
+        return NULL;
+    }
+    Py_ssize_t a = PyBytes_GET_SIZE(prefix), b = PyBytes_GET_SIZE(name);
+    PyObject *path = PyBytes_FromStringAndSize(NULL, a ? a + 1 + b : b);
+    if (path == NULL) return NULL;
+    char *out = PyBytes_AS_STRING(path);
+    if (a) {
+        memcpy(out, PyBytes_AS_STRING(prefix), (size_t)a);
+        out[a] = '/';
+        out += a + 1;
+    }
+    memcpy(out, PyBytes_AS_STRING(name), (size_t)b);
+    return path;
+}
+
+static PyObject *paths_of(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 4 || !PyType_Check(args[1]) || !PyDict_Check(args[2]) || !PyAnySet_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "paths_of(root, Dir, inode: dict, wanted: set)");
+        return NULL;
+    }
+    PyObject *dir_type = args[1], *inode = args[2], *wanted = args[3];
+    PyObject *found = PyDict_New(), *stack = PyList_New(0), *item = NULL;
+    if (found == NULL || stack == NULL) goto fail;
+    PyObject *empty = PyBytes_FromStringAndSize(NULL, 0);
+    item = empty ? PyTuple_Pack(2, empty, args[0]) : NULL;
+    Py_XDECREF(empty);
+    if (item == NULL || PyList_Append(stack, item) < 0) goto fail;
+    Py_CLEAR(item);
+    while (PyList_GET_SIZE(stack)) {
+        Py_ssize_t top = PyList_GET_SIZE(stack) - 1;
+        item = PyList_GET_ITEM(stack, top);
+        Py_INCREF(item);
+        if (PyList_SetSlice(stack, top, top + 1, NULL) < 0) goto fail;
+        PyObject *prefix = PyTuple_GET_ITEM(item, 0);
+        PyObject *children = PyObject_GetAttr(PyTuple_GET_ITEM(item, 1), s_children);
+        if (children == NULL) goto fail;
+        if (!PyDict_Check(children)) {
+            Py_DECREF(children);
+            PyErr_SetString(PyExc_TypeError, "Dir.children is not a dict");
+            goto fail;
+        }
+        Py_ssize_t at = 0;
+        PyObject *name, *node;
+        while (PyDict_Next(children, &at, &name, &node)) {
+            if (Py_TYPE(node) == (PyTypeObject *)dir_type) {
+                PyObject *path = join(prefix, name);
+                PyObject *entry = path ? PyTuple_Pack(2, path, node) : NULL;
+                int rc = entry ? PyList_Append(stack, entry) : -1;
+                Py_XDECREF(path);
+                Py_XDECREF(entry);
+                if (rc < 0) {
+                    Py_DECREF(children);
+                    goto fail;
+                }
+                continue;
+            }
+            PyObject *data = PyDict_GetItemWithError(inode, node); /* borrowed */
+            if (data == NULL && PyErr_Occurred()) {
+                Py_DECREF(children);
+                goto fail;
+            }
+            if (data == NULL) data = node;
+            int hit = PySet_Contains(wanted, data);
+            if (hit == 0) continue;
+            PyObject *path = hit > 0 ? join(prefix, name) : NULL;
+            PyObject *list = path ? PyDict_GetItemWithError(found, data) : NULL; /* borrowed */
+            int rc = -1;
+            if (list != NULL) {
+                rc = PyList_Append(list, path);
+            } else if (path != NULL && !PyErr_Occurred()) {
+                PyObject *fresh = PyList_New(1);
+                if (fresh != NULL) {
+                    Py_INCREF(path);
+                    PyList_SET_ITEM(fresh, 0, path);
+                    rc = PyDict_SetItem(found, data, fresh);
+                    Py_DECREF(fresh);
+                }
+            }
+            Py_XDECREF(path);
+            if (rc < 0) {
+                Py_DECREF(children);
+                goto fail;
+            }
+        }
+        Py_DECREF(children);
+        Py_CLEAR(item);
+    }
+    Py_DECREF(stack);
+    return found;
+fail:
+    Py_XDECREF(item);
+    Py_XDECREF(found);
+    Py_XDECREF(stack);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
+    {"shown_repeats", (PyCFunction)(void (*)(void))shown_repeats, METH_FASTCALL, shown_repeats_doc},
+    {"paths_of", (PyCFunction)(void (*)(void))paths_of, METH_FASTCALL, paths_of_doc},
+    {"parents_in", (PyCFunction)(void (*)(void))parents_in, METH_FASTCALL, parents_in_doc},
+    {"hidden_files", (PyCFunction)(void (*)(void))hidden_files, METH_FASTCALL, hidden_doc},
+    {"indexes_in", (PyCFunction)(void (*)(void))indexes_in, METH_FASTCALL, indexes_in_doc},
     {"repeated_digests", (PyCFunction)(void (*)(void))repeated_digests, METH_FASTCALL, repeated_doc},
     {"merge_plain", (PyCFunction)(void (*)(void))merge_plain, METH_FASTCALL, merge_doc},
     {"survey", (PyCFunction)(void (*)(void))survey, METH_FASTCALL, survey_doc},

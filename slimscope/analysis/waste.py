@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import struct
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 
 from slimscope import fs as fsmod
 from slimscope.fs import HIDDEN_NAMES, MASK, SHIFT, Dir, Filesystem
-from slimscope.image.layer import DIR, FILE, NO_DIGEST, OPAQUE, OTHER_WH, WHITEOUT
+from slimscope.image.layer import DIR, FILE, NO_DIGEST, OPAQUE, OTHER_WH, WHITEOUT, LayerEntries
 from slimscope.image.tarstream import EMPTY_SHA256
 
 _DIGEST = struct.Struct("32s")
@@ -78,21 +79,18 @@ def analyze_waste(fs: Filesystem, visible: set[int] | None = None) -> Waste:
     waste = Waste(hidden_by_layer=[0] * len(layers), hiding_by_layer=[0] * len(layers))
     hidden_refs: list[tuple[int, int]] = []
     for number, entries in enumerate(layers):
-        kinds, sizes = entries.kinds, entries.sizes
+        sizes = entries.sizes
         base = number << SHIFT
-        index = kinds.find(FILE)
-        while index >= 0:
+        for index in _hidden_files(entries.kinds, sizes, base, visible):
             size = sizes[index]
             ref = base | index
-            if size and ref not in visible:
-                waste.hidden_bytes += size
-                waste.hidden_files += 1
-                waste.hidden_by_layer[number] += size
-                mark = fs.hidden_by.get(ref)
-                if mark is not None:
-                    waste.hiding_by_layer[mark >> 2] += size
-                hidden_refs.append((size, ref))
-            index = kinds.find(FILE, index + 1)
+            waste.hidden_bytes += size
+            waste.hidden_files += 1
+            waste.hidden_by_layer[number] += size
+            mark = fs.hidden_by.get(ref)
+            if mark is not None:
+                waste.hiding_by_layer[mark >> 2] += size
+            hidden_refs.append((size, ref))
     hidden_refs.sort(reverse=True)
     for size, ref in hidden_refs:
         mark = fs.hidden_by.get(ref, -1)
@@ -109,6 +107,20 @@ def analyze_waste(fs: Filesystem, visible: set[int] | None = None) -> Waste:
     _duplicates(fs, visible, waste)
     _dive(fs, waste)
     return waste
+
+
+def _hidden_files(kinds: bytes, sizes: Sequence[int], base: int, visible: set[int]) -> list[int]:
+    """Indexes of a layer's regular files with bytes whose ref is not visible, in member order."""
+    fast = fsmod._fastfs
+    if fast is not None:  # 210k files: 160 -> 12 ms (an int made and looked up per file, in C)
+        return fast.hidden_files(kinds, sizes, base, visible)
+    found = []
+    index = kinds.find(FILE)
+    while index >= 0:
+        if sizes[index] and base | index not in visible:
+            found.append(index)
+        index = kinds.find(FILE, index + 1)
+    return found
 
 
 def _repeated_digests(fs: Filesystem) -> set[bytes]:
@@ -135,25 +147,12 @@ def _duplicates(fs: Filesystem, visible: set[int], waste: Waste) -> None:
     groups: dict[bytes, list[int]] = {}
     layers = fs.layers
     for number, entries in enumerate(layers):
-        kinds, sizes = entries.kinds, entries.sizes
-        digests = bytes(entries.digests)  # slicing bytes makes the hashable key in one step
-        base = number << SHIFT
-        index = kinds.find(FILE)
-        while index >= 0:
-            if sizes[index] and base | index in visible:
-                key = digests[index * 32 : index * 32 + 32]
-                if key in repeated:
-                    groups.setdefault(key, []).append(base | index)
-            index = kinds.find(FILE, index + 1)
-    paths_of: dict[int, list[bytes]] = {}
+        for key, ref in _shown_repeats(entries, number << SHIFT, visible, repeated):
+            groups.setdefault(key, []).append(ref)
     wanted = {ref for refs in groups.values() if len(refs) > 1 for ref in refs}
     if not wanted:
         return
-    for path, node in fs.walk():
-        if type(node) is not Dir:
-            data = fs.inode.get(node, node)
-            if data in wanted:
-                paths_of.setdefault(data, []).append(path)
+    paths_of = _paths_of(fs, wanted)
     for digest, refs in groups.items():
         if len(refs) < 2:
             continue
@@ -164,6 +163,40 @@ def _duplicates(fs: Filesystem, visible: set[int], waste: Waste) -> None:
         waste.duplicates.append(group)
         waste.duplicate_bytes += group.wasted
     waste.duplicates.sort(key=lambda g: (-g.wasted, g.paths))
+
+
+def _shown_repeats(
+    entries: LayerEntries, base: int, visible: set[int], repeated: set[bytes]
+) -> list[tuple[bytes, int]]:
+    """(digest, ref) of a layer's visible regular files with bytes whose digest is repeated."""
+    fast = fsmod._fastfs
+    if fast is not None:  # 36k files: 50 -> 5 ms
+        return fast.shown_repeats(entries.kinds, entries.sizes, entries.digests, base, visible, repeated)
+    kinds, sizes = entries.kinds, entries.sizes
+    digests = bytes(entries.digests)  # slicing bytes makes the hashable key in one step
+    found = []
+    index = kinds.find(FILE)
+    while index >= 0:
+        if sizes[index] and base | index in visible:
+            key = digests[index * 32 : index * 32 + 32]
+            if key in repeated:
+                found.append((key, base | index))
+        index = kinds.find(FILE, index + 1)
+    return found
+
+
+def _paths_of(fs: Filesystem, wanted: set[int]) -> dict[int, list[bytes]]:
+    """{data ref: the paths that show it} for the wanted data refs."""
+    fast = fsmod._fastfs
+    if fast is not None:  # 32k paths: 30 -> 4 ms (a path made only for folders and hits)
+        return fast.paths_of(fs.root, Dir, fs.inode, wanted)
+    found: dict[int, list[bytes]] = {}
+    for path, node in fs.walk():
+        if type(node) is not Dir:
+            data = fs.inode.get(node, node)
+            if data in wanted:
+                found.setdefault(data, []).append(path)
+    return found
 
 
 def _dive(fs: Filesystem, waste: Waste) -> None:
@@ -178,18 +211,19 @@ def _dive(fs: Filesystem, waste: Waste) -> None:
     layers = fs.layers
     # Only paths seen in more than one layer need a per-path tally; set operations find them in C.
     # Every other leaf counts its size once in both sums, and those sizes add up per layer.
-    path_sets = []
-    for entries in layers:
-        kinds = entries.kinds
-        if OPAQUE in kinds or OTHER_WH in kinds:
-            path_sets.append({p for i, p in enumerate(entries.paths) if kinds[i] not in (OPAQUE, OTHER_WH)})
-        else:
-            path_sets.append(set(entries.paths))
+    # (measured on 210k files in one layer: a set per layer and unions cost 90 ms, this 15 ms)
     seen: set[bytes] = set()
     multi: set[bytes] = set()
-    for paths in path_sets:
-        multi |= seen & paths
-        seen |= paths
+    last = len(layers) - 1
+    for number, entries in enumerate(layers):
+        kinds = entries.kinds
+        paths = entries.paths
+        if OPAQUE in kinds or OTHER_WH in kinds:
+            paths = [p for i, p in enumerate(paths) if kinds[i] not in (OPAQUE, OTHER_WH)]
+        if seen:
+            multi.update(seen.intersection(paths))
+        if number < last:
+            seen.update(paths)
     multi.discard(b"")
     discovered = 0
     single_minimum = 0
@@ -207,7 +241,7 @@ def _dive(fs: Filesystem, waste: Waste) -> None:
             single_minimum += layer_total
             continue
         paths, kinds, sizes = entries.paths, entries.kinds, entries.sizes
-        hits = [i for i, path in enumerate(paths) if path in multi]
+        hits = _indexes_in(paths, multi)
         multi_total = 0
         parents: set[bytes] | None = None
         for index in hits:
@@ -217,7 +251,7 @@ def _dive(fs: Filesystem, waste: Waste) -> None:
                 continue
             if kind == DIR:
                 if parents is None:
-                    parents = {p.rpartition(b"/")[0] for p in paths if p}
+                    parents = _parents_in(paths, multi)
                 if path in parents:
                     continue  # not a leaf in this layer's tree
             if kind == WHITEOUT:
@@ -242,6 +276,22 @@ def _dive(fs: Filesystem, waste: Waste) -> None:
     waste.dive_efficiency = minimum / discovered if discovered else 1.0
     waste.dive_wasted_bytes = wasted
     waste.dive_user_wasted_percent = wasted / total_user if total_user else 0.0
+
+
+def _indexes_in(items: list[bytes], members: set[bytes]) -> list[int]:
+    """The indexes of the items that are in `members`, in order."""
+    fast = fsmod._fastfs
+    if fast is not None:  # 210k paths: 27 -> 5 ms
+        return fast.indexes_in(items, members)
+    return [i for i, item in enumerate(items) if item in members]
+
+
+def _parents_in(paths: list[bytes], members: set[bytes]) -> set[bytes]:
+    """The members that are the folder of one of the paths."""
+    fast = fsmod._fastfs
+    if fast is not None:  # 210k paths: 60 -> 3 ms (no folder bytes made unless its length fits)
+        return fast.parents_in(paths, members)
+    return {p.rpartition(b"/")[0] for p in paths if p} & members
 
 
 def _whiteouts(entries) -> list[tuple[bytes, int]]:

@@ -222,3 +222,84 @@ def test_duplicate_files_are_found_the_same() -> None:
         results.append([(g.digest, g.size, g.paths) for g in waste.duplicates] + [waste.duplicate_bytes])
     digest = "sha256:" + hashlib.sha256(b"same").hexdigest()
     assert results[0] == results[1] == [(digest, 4, [b"a", b"b", b"c/d"]), 8]
+
+
+# -- the waste loops (analysis/waste.py) ----------------------------------------------------------
+def _waste(layers: list[LayerEntries], fast: bool):
+    from slimscope.analysis.waste import analyze_waste
+
+    saved = fsmod._fastfs
+    if not fast:
+        fsmod._fastfs = None
+    try:
+        return analyze_waste(Filesystem(layers))
+    finally:
+        fsmod._fastfs = saved
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=os.environ.get("SLIMSCOPE_FUZZ_RANDOM") != "1",
+)
+@given(st.lists(st.lists(member, max_size=12), min_size=1, max_size=4))
+def test_random_layer_stacks_waste_the_same(stack: list[list[tuple[str, str, bytes, str]]]) -> None:
+    """Hidden files, duplicates and dive's numbers: every field the same on both paths."""
+    layers = [_entries(_layer(members)) for members in stack]
+    assert _waste(layers, True) == _waste(layers, False)
+
+
+def test_sample_layers_waste_the_same() -> None:
+    layers = [_entries(layer) for layer in synth.sample_layers("none")]
+    fast = _waste(layers, True)
+    assert fast == _waste(layers, False)
+    assert fast.hidden and fast.dive_wasted_bytes  # the sample stack hides files and repeats paths
+
+
+def test_the_waste_loops_give_exact_answers() -> None:
+    """Each compiled helper on a small hand-made case, against what it must return."""
+    from array import array
+
+    fast = fsmod._fastfs
+    kinds = bytes([0, 0, 1, 0, 3, 0])  # file, file, dir, file, hard link, file
+    sizes = array("q", [5, 0, 9, 7, 0, 2])
+    base = 3 << 32
+    visible = {base | 0, base | 5, 4}  # member 3 is hidden; 1 is empty; 4 is a link
+    assert fast.hidden_files(kinds, sizes, base, visible) == [3]
+    assert fast.hidden_files(kinds, sizes, 0, set()) == [0, 3, 5]
+    digests = bytearray(b"A" * 32 + b"B" * 32 + b"C" * 32 + b"A" * 32 + bytes(32) + b"A" * 32)
+    assert fast.shown_repeats(kinds, sizes, digests, base, visible, {b"A" * 32}) == [
+        (b"A" * 32, base | 0),
+        (b"A" * 32, base | 5),
+    ]
+    assert fast.indexes_in([b"a", b"b", b"a", b"c"], {b"a", b"c"}) == [0, 2, 3]
+    assert fast.indexes_in([b"a"], set()) == []
+    paths = [b"", b"x", b"a/b", b"a/b/c", b"q/r", b"/s"]
+    assert fast.parents_in(paths, {b"a", b"a/b", b"x", b"q/r"}) == {b"a", b"a/b"}
+    assert fast.parents_in(paths, {b""}) == {b""}  # "x" and "/s" lie in the root, as rpartition says
+    root = Dir(-1)
+    sub = Dir(7)
+    root.children = {b"f": 1, b"d": sub, b"h": 9}
+    sub.children = {b"g": 2, b"e": Dir(8)}
+    assert fast.paths_of(root, Dir, {9: 2}, {2, 1}) == {1: [b"f"], 2: [b"h", b"d/g"]}
+
+
+def test_the_waste_loops_refuse_columns_they_cannot_index() -> None:
+    from array import array
+
+    fast = fsmod._fastfs
+    with pytest.raises(ValueError, match="shorter"):
+        fast.hidden_files(bytes(3), array("q", [1, 2]), 0, set())
+    with pytest.raises(ValueError, match="shorter"):
+        fast.shown_repeats(bytes(2), array("q", [1, 2]), bytearray(32), 0, set(), set())
+    with pytest.raises(ValueError, match="shifted"):
+        fast.hidden_files(bytes(1), array("q", [1]), 5, set())
+    with pytest.raises(TypeError, match="unexpected column"):
+        fast.hidden_files(bytes(1), array("i", [1]), 0, set())
+    with pytest.raises(TypeError):
+        fast.indexes_in((b"a",), set())
+    with pytest.raises(TypeError, match="not bytes"):
+        root = Dir(-1)
+        root.children = {"text": Dir(1)}
+        fast.paths_of(root, Dir, {}, set())
