@@ -734,7 +734,72 @@ fail:
     return NULL;
 }
 
+PyDoc_STRVAR(rule_starts_doc,
+             "rule_starts(children, literal, ext, prefixes, Dir)\n--\n\n"
+             "The (name, node) items of the dict `children`, in order, that the rule walk of "
+             "analysis/rules.py must look at in a folder where no pattern is under way: folders, names "
+             "in `literal`, names whose extension (after the last \".\", not a leading one) is in `ext`, "
+             "and names that start with one of `prefixes` (a tuple of bytes). Names that are not bytes "
+             "are kept too. Every other item would start nothing and is skipped.");
+
+static PyObject *rule_starts(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 5 || !PyDict_Check(args[0]) || !PyDict_Check(args[1]) || !PyDict_Check(args[2]) ||
+        !PyTuple_Check(args[3]) || !PyType_Check(args[4])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "rule_starts(children: dict, literal: dict, ext: dict, prefixes: tuple, Dir)");
+        return NULL;
+    }
+    PyObject *children = args[0], *literal = args[1], *ext = args[2], *prefixes = args[3];
+    PyTypeObject *dir_type = (PyTypeObject *)args[4];
+    Py_ssize_t nprefixes = PyTuple_GET_SIZE(prefixes);
+    for (Py_ssize_t k = 0; k < nprefixes; k++) {
+        if (!PyBytes_Check(PyTuple_GET_ITEM(prefixes, k))) {
+            PyErr_SetString(PyExc_TypeError, "rule_starts(): prefixes must be bytes");
+            return NULL;
+        }
+    }
+    PyObject *found = PyList_New(0);
+    if (found == NULL) return NULL;
+    Py_ssize_t at = 0;
+    PyObject *name, *node;
+    while (PyDict_Next(children, &at, &name, &node)) {
+        int keep = Py_TYPE(node) == dir_type || !PyBytes_Check(name);
+        if (!keep) {
+            keep = PyDict_Contains(literal, name);
+            if (keep < 0) goto fail;
+        }
+        const char *text = keep ? NULL : PyBytes_AS_STRING(name);
+        Py_ssize_t length = keep ? 0 : PyBytes_GET_SIZE(name);
+        if (!keep) {
+            Py_ssize_t dot = length - 1;
+            while (dot > 0 && text[dot] != '.') dot--;
+            if (dot > 0 && PyDict_GET_SIZE(ext)) {
+                PyObject *suffix = PyBytes_FromStringAndSize(text + dot + 1, length - dot - 1);
+                keep = suffix ? PyDict_Contains(ext, suffix) : -1;
+                Py_XDECREF(suffix);
+                if (keep < 0) goto fail;
+            }
+        }
+        for (Py_ssize_t k = 0; !keep && k < nprefixes; k++) {
+            PyObject *start = PyTuple_GET_ITEM(prefixes, k);
+            Py_ssize_t n = PyBytes_GET_SIZE(start);
+            keep = n <= length && memcmp(text, PyBytes_AS_STRING(start), (size_t)n) == 0;
+        }
+        if (!keep) continue;
+        PyObject *pair = PyTuple_Pack(2, name, node);
+        int rc = pair ? PyList_Append(found, pair) : -1;
+        Py_XDECREF(pair);
+        if (rc < 0) goto fail;
+    }
+    return found;
+fail:
+    Py_DECREF(found);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
+    {"rule_starts", (PyCFunction)(void (*)(void))rule_starts, METH_FASTCALL, rule_starts_doc},
     {"shown_repeats", (PyCFunction)(void (*)(void))shown_repeats, METH_FASTCALL, shown_repeats_doc},
     {"paths_of", (PyCFunction)(void (*)(void))paths_of, METH_FASTCALL, paths_of_doc},
     {"parents_in", (PyCFunction)(void (*)(void))parents_in, METH_FASTCALL, parents_in_doc},

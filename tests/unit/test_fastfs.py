@@ -303,3 +303,104 @@ def test_the_waste_loops_refuse_columns_they_cannot_index() -> None:
         root = Dir(-1)
         root.children = {"text": Dir(1)}
         fast.paths_of(root, Dir, {}, set())
+
+
+# -- the rule walk's name filter (analysis/rules.py) ----------------------------------------------
+def _removables(fs: Filesystem, fast: bool) -> tuple:
+    from slimscope.analysis.rules import find_removables
+
+    saved = fsmod._fastfs
+    if not fast:
+        fsmod._fastfs = None
+    try:
+        found = find_removables(fs, {"LANG": "de_DE.UTF-8"})
+    finally:
+        fsmod._fastfs = saved
+    return [(f.rule.id, f.bytes, f.count, f.paths, f.by_layer) for f in found.findings], found.roots
+
+
+# Names that start patterns of every kind (literal, "*.ext", "Dockerfile.*" and ".env.*" prefixes),
+# near misses, and folders that anchored patterns reach into.
+rule_names = st.sampled_from(
+    [
+        "a.c",
+        "x.h",
+        ".c",
+        "c",
+        "a.cc.txt",
+        "node_modules",
+        ".git",
+        "Dockerfile",
+        "Dockerfile.dev",
+        "Dockerfile.",
+        ".env.",
+        "Dockerfile",
+        ".env.prod",
+        ".env",
+        "env.prod",
+        "README.md",
+        "usr",
+        "share",
+        "doc",
+        "man",
+        "include",
+        "lib",
+        "gcc",
+        "__pycache__",
+        "m.pyc",
+        "m.py",
+        "locale",
+        "de",
+        "fr",
+        "Makefile",
+        "p.pem",
+        "x",
+    ]
+)
+rule_paths = st.lists(rule_names, min_size=1, max_size=5).map("/".join)
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=os.environ.get("SLIMSCOPE_FUZZ_RANDOM") != "1",
+)
+@given(st.lists(st.tuples(rule_paths, st.sampled_from([b"", b"12", b"12345"])), max_size=30))
+def test_the_rule_walk_finds_the_same_with_the_filter(files: list[tuple[str, bytes]]) -> None:
+    layer = synth.Layer([synth.file(path, data) for path, data in dict(files).items()])
+    fs = Filesystem([_entries(layer)])
+    assert _removables(fs, True) == _removables(fs, False)
+
+
+@given(st.dictionaries(st.one_of(rule_names.map(str.encode), st.binary(max_size=6)), st.booleans()))
+def test_rule_starts_keeps_what_the_python_walk_would_look_at(children: dict[bytes, bool]) -> None:
+    from slimscope.analysis.rules import _compile, load_catalog
+
+    compiled = _compile(load_catalog())
+    assert compiled.any_other_prefixes == (b"Dockerfile.", b".env.")
+    tree = {name: Dir(1) if is_dir else 5 for name, is_dir in children.items()}
+
+    def starts(name: bytes) -> bool:
+        dot = name.rfind(b".")
+        return (
+            name in compiled.any_literal
+            or (dot > 0 and name[dot + 1 :] in compiled.any_ext)
+            or compiled.any_other_first.fullmatch(name) is not None
+        )
+
+    expected = [(name, node) for name, node in tree.items() if type(node) is Dir or starts(name)]
+    fast = fsmod._fastfs
+    got = fast.rule_starts(tree, compiled.any_literal, compiled.any_ext, compiled.any_other_prefixes, Dir)
+    assert got == expected
+
+
+def test_a_glob_that_is_not_a_prefix_turns_the_filter_off() -> None:
+    from dataclasses import replace
+
+    from slimscope.analysis.rules import _compile, load_catalog
+
+    rules = load_catalog()
+    odd = replace(rules[0], id="SS999", paths=("**/x[ab]*",))
+    assert _compile((*rules, odd)).any_other_prefixes is None
+    assert _compile(rules).any_other_prefixes is not None

@@ -7,11 +7,22 @@ import tarfile
 
 import pytest
 
+import slimscope.fs
 from slimscope.analysis.rules import CATEGORIES, find_removables, load_catalog
 from slimscope.fs import Filesystem
 from slimscope.image.tarstream import TarStream
 
 RULES = load_catalog()
+
+
+@pytest.fixture(autouse=True, params=["compiled", "python"])
+def walk_filter(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs with the compiled name filter of the rule walk and without it."""
+    if request.param == "python":
+        monkeypatch.setattr(slimscope.fs, "_fastfs", None)
+    elif slimscope.fs._fastfs is None:
+        pytest.skip("the compiled loops are not built")
+    return request.param
 
 
 def build_fs(spec: list[str], sizes: dict[str, int] | None = None) -> Filesystem:
