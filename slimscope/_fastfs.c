@@ -322,19 +322,6 @@ done:
     return result;
 }
 
-/* A digest's first 8 bytes (big-endian, so the order is memcmp's) beside a pointer to all 32:
- * sorting these keeps the comparisons in one array instead of chasing a pointer each time. */
-typedef struct {
-    unsigned long long key;
-    const unsigned char *record;
-} Keyed;
-
-static int compare_digest(const void *a, const void *b) {
-    const Keyed *x = a, *y = b;
-    if (x->key != y->key) return x->key < y->key ? -1 : 1;
-    return memcmp(x->record, y->record, 32);
-}
-
 static unsigned long long prefix(const unsigned char *record) {
     unsigned long long key = 0;
     for (int i = 0; i < 8; i++) key = key << 8 | record[i];
@@ -345,7 +332,8 @@ PyDoc_STRVAR(repeated_doc,
              "repeated_digests(columns, skip)\n--\n\n"
              "The 32-byte digests that occur more than once across `columns` (bytes-like, 32 bytes a "
              "member), leaving out those in `skip` (a tuple of 32-byte bytes), as a set of bytes. "
-             "Sorts pointers to the records instead of making a bytes object per member.");
+             "Puts pointers to the records in an open-addressing table keyed by their first 8 bytes "
+             "(sha256 output: evenly spread) instead of making a bytes object per member.");
 
 static PyObject *repeated_digests(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
@@ -361,9 +349,10 @@ static PyObject *repeated_digests(PyObject *module, PyObject *const *args, Py_ss
             return NULL;
         }
     }
-    Py_ssize_t ncols = PyList_GET_SIZE(columns), got = 0, total = 0, count = 0;
+    Py_ssize_t ncols = PyList_GET_SIZE(columns), got = 0, total = 0;
     Py_buffer *views = PyMem_Calloc((size_t)ncols + 1, sizeof(Py_buffer));
-    Keyed *records = NULL;
+    const unsigned char **slots = NULL;
+    unsigned char *repeated = NULL;
     PyObject *found = NULL, *result = NULL;
     if (views == NULL) return PyErr_NoMemory();
     for (; got < ncols; got++) {
@@ -375,11 +364,16 @@ static PyObject *repeated_digests(PyObject *module, PyObject *const *args, Py_ss
         }
         total += views[got].len / 32;
     }
-    records = PyMem_Malloc((size_t)(total ? total : 1) * sizeof(*records));
-    if (records == NULL) {
+    size_t capacity = 16; /* a power of two, at least twice the records: short probe runs */
+    while (capacity < 2 * (size_t)total) capacity <<= 1;
+    slots = PyMem_Calloc(capacity, sizeof(*slots));
+    repeated = PyMem_Calloc(capacity, 1);
+    found = PySet_New(NULL);
+    if (slots == NULL || repeated == NULL) {
         PyErr_NoMemory();
         goto done;
     }
+    if (found == NULL) goto done;
     for (Py_ssize_t c = 0; c < ncols; c++) {
         const unsigned char *data = views[c].buf;
         for (Py_ssize_t k = 0; k < views[c].len / 32; k++) {
@@ -387,29 +381,28 @@ static PyObject *repeated_digests(PyObject *module, PyObject *const *args, Py_ss
             int skipped = 0;
             for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(skip) && !skipped; i++)
                 skipped = memcmp(record, PyBytes_AS_STRING(PyTuple_GET_ITEM(skip, i)), 32) == 0;
-            if (!skipped) {
-                records[count].key = prefix(record);
-                records[count++].record = record;
+            if (skipped) continue;
+            size_t at = (size_t)prefix(record) & (capacity - 1);
+            while (slots[at] != NULL && memcmp(slots[at], record, 32) != 0) at = (at + 1) & (capacity - 1);
+            if (slots[at] == NULL) {
+                slots[at] = record;
+                continue;
             }
+            if (repeated[at]) continue; /* added already */
+            repeated[at] = 1;
+            PyObject *digest = PyBytes_FromStringAndSize((const char *)record, 32);
+            int rc = digest ? PySet_Add(found, digest) : -1;
+            Py_XDECREF(digest);
+            if (rc < 0) goto done;
         }
-    }
-    qsort(records, (size_t)count, sizeof(*records), compare_digest);
-    found = PySet_New(NULL);
-    if (found == NULL) goto done;
-    for (Py_ssize_t i = 1; i < count; i++) {
-        if (compare_digest(&records[i - 1], &records[i]) != 0) continue;
-        if (i >= 2 && compare_digest(&records[i - 2], &records[i]) == 0) continue; /* added already */
-        PyObject *digest = PyBytes_FromStringAndSize((const char *)records[i].record, 32);
-        int rc = digest ? PySet_Add(found, digest) : -1;
-        Py_XDECREF(digest);
-        if (rc < 0) goto done;
     }
     result = found;
     found = NULL;
 done:
     for (Py_ssize_t i = 0; i < got; i++) PyBuffer_Release(&views[i]);
     PyMem_Free(views);
-    PyMem_Free(records);
+    PyMem_Free(slots);
+    PyMem_Free(repeated);
     Py_XDECREF(found);
     return result;
 }

@@ -130,7 +130,7 @@ def _repeated_digests(fs: Filesystem) -> set[bytes]:
     per-file loop below is skipped (measured: 0.20 s of 0.56 s of analysis on 210k files).
     """
     fast = fsmod._fastfs
-    if fast is not None:  # sorts keyed records, no bytes object per member: 210k files 75-150 -> 45 ms
+    if fast is not None:  # a table of pointers, no bytes object per member: 210k files 75-150 -> 20 ms
         return fast.repeated_digests([entries.digests for entries in fs.layers], (NO_DIGEST, EMPTY_SHA256))
     counts: Counter[bytes] = Counter()
     for entries in fs.layers:
