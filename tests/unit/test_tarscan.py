@@ -11,6 +11,7 @@ import io
 import os
 import random
 import tarfile
+from collections.abc import Iterator
 from functools import lru_cache
 
 import pytest
@@ -120,6 +121,45 @@ def _plain_tar() -> bytes:
 def test_plain_members_read_the_same_in_any_chunks(cuts: list[int]) -> None:
     _same(_plain_tar(), cuts)
     _same(_plain_tar(), cuts, capture=False)
+
+
+def test_files_are_hashed_by_openssl_directly() -> None:
+    """On this machine kind hashlib runs on libcrypto, so the C loop finds its SHA-256 functions."""
+    if not os.environ.get("SLIMSCOPE_REQUIRE_COMPILED") and not compiled.direct_sha256():
+        pytest.skip("hashlib's libcrypto was not found (another build of Python)")
+    assert compiled.direct_sha256() is True
+
+
+def test_large_files_inside_a_chunk_hash_the_same() -> None:
+    """Files from 64 KiB up are hashed with the GIL released; sizes around that bound, whole in a chunk."""
+    rng = random.Random(3)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tf:
+        for i, size in enumerate([(64 << 10) - 1, 64 << 10, (64 << 10) + 1, 1 << 20, 3_000_001]):
+            info = tarfile.TarInfo(f"big/f{i}")
+            info.size = size
+            tf.addfile(info, io.BytesIO(rng.randbytes(size)))
+    data = buf.getvalue()
+    for cuts in ([len(data)], [1 << 20], [(64 << 10) + 700]):
+        _same(data, cuts)
+
+
+@pytest.fixture
+def through_hashlib() -> Iterator[None]:
+    """The C loop hashing with hashlib objects, as it does where libcrypto's functions are not found."""
+    before = compiled.direct_sha256()
+    assert compiled.direct_sha256(False) is False
+    try:
+        yield
+    finally:
+        compiled.direct_sha256(before)
+
+
+@pytest.mark.parametrize("cuts", [[1 << 20], [511], [4096, 7, 513]])
+def test_files_hash_the_same_through_hashlib(cuts: list[int], through_hashlib: None) -> None:
+    _same(_plain_tar(), cuts)
+    for layer in synth.sample_layers("none"):
+        _same(synth.layer_tar(layer), cuts)
 
 
 @pytest.mark.parametrize("fmt", ["pax", "gnu", "ustar"])
