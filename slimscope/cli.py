@@ -182,7 +182,6 @@ def guarded(args: argparse.Namespace, run) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from slimscope.analysis import analyze
     from slimscope.sources import load_image
 
     if args.demo:
@@ -208,9 +207,12 @@ def _run(args: argparse.Namespace) -> int:
     if not wants_output and sys.stdout.isatty() and sys.stdin.isatty() and not args.no_tui:
         return _explore(args, target)
     with _progress(enabled=not args.no_progress and sys.stderr.isatty()) as progress:
+        progress.waiting = _prepare_analysis
         image = load_image(
             target, image=args.select, platform=args.platform, progress=progress, cache=_cache(args)
         )
+    from slimscope.analysis import analyze
+
     if args.demo:
         image.reference = "demo (bundled)"
     analysis = analyze(image)
@@ -231,6 +233,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.ci:
         return _ci(args, analysis, to_stderr=any(to_stdout))
     return EXIT_OK
+
+
+def _prepare_analysis() -> None:
+    """Import the analysis and compile the rule catalog (about 0.1 s), while workers read the image."""
+    from slimscope.analysis import rules
+
+    rules.compiled_catalog()
 
 
 def _explore(args: argparse.Namespace, target: str) -> int:
@@ -261,9 +270,15 @@ def _explore(args: argparse.Namespace, target: str) -> int:
             cache=_cache(args),
         )[1]
 
+    from slimscope.image import parallel
+
     app = ExplorerApp("demo (bundled)" if args.demo else target, load=load, suggest=suggest)
-    with _signals_to_app(app):
-        app.run()
+    parallel.prestart()  # the loader runs in a thread: fork the workers while there is none
+    try:
+        with _signals_to_app(app):
+            app.run()
+    finally:
+        parallel.stop_prestarted()
     if app.error is not None:
         if args.debug and app.exc is not None:
             raise app.exc
@@ -401,6 +416,9 @@ def _progress(enabled: bool):
     )
     state: dict[str, int] = {}
     lock = threading.Lock()
+    from slimscope.image import parallel
+
+    parallel.prestart()  # the bar draws from a thread: fork the workers before it starts
 
     def start(what: str, total: int | None) -> None:
         state["task"] = bar.add_task(what, total=total)
@@ -410,8 +428,11 @@ def _progress(enabled: bool):
             if "task" in state:
                 bar.advance(state["task"], n)
 
-    with bar:
-        yield Progress(start=start, advance=advance)
+    try:
+        with bar:
+            yield Progress(start=start, advance=advance)
+    finally:
+        parallel.stop_prestarted()
 
 
 @contextmanager

@@ -191,6 +191,11 @@ def _compile(rules: tuple[Rule, ...]) -> _Compiled:
     return compiled
 
 
+def compiled_catalog() -> _Compiled:
+    """The catalog of rules.toml, compiled (once per process)."""
+    return _compile(load_catalog())
+
+
 def _glob_regex(glob: str) -> str:
     """A whole-path glob (`**` spans folders) as a regex over the decoded path."""
     out = []

@@ -36,6 +36,9 @@ class Progress:
     start: Callable[[str, int | None], None] | None = None  # (what, total bytes or None)
     advance: Callable[[int], None] | None = None  # bytes read
     blob: Callable[[str], None] | None = None  # a blob starts
+    # Called once, in the reading thread, when it has handed the blobs to worker processes and only
+    # waits for them: the caller's own start-up work (imports) can run then instead of before the read.
+    waiting: Callable[[], None] | None = None
 
 
 def load_image(
@@ -225,6 +228,7 @@ def _read(stream: Any, progress: Progress, known: _Known, path: str | None = Non
         stream,
         progress=progress.advance,
         on_blob=progress.blob,
+        waiting=progress.waiting,
         known=known if known else None,  # type: ignore[arg-type]
         recognise=known.recognise if known.cache is not None else None,
         path=path,

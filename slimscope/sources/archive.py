@@ -325,6 +325,7 @@ def read_archive(
     known: Mapping[str, Layer] | None = None,
     recognise: Callable[[str], KnownLayer | None] | None = None,
     path: str | None = None,
+    waiting: Callable[[], None] | None = None,
 ) -> ArchiveContents:
     """Read every member of an image archive stream once.
 
@@ -387,7 +388,7 @@ def read_archive(
                 continue
             contents.scans[name] = scan
         if jobs:
-            _scan_jobs(contents, jobs, known, recognise, progress, on_blob)
+            _scan_jobs(contents, jobs, known, recognise, progress, on_blob, waiting)
     except (EOFError, OSError) as exc:
         raise FormatError(f"the archive is truncated or corrupt ({exc.__class__.__name__}: {exc})") from None
     except ValueError as exc:
@@ -404,6 +405,7 @@ def _scan_jobs(
     recognise: Callable[[str], KnownLayer | None] | None,
     progress: Callable[[int], None] | None,
     on_blob: Callable[[str], None] | None,
+    waiting: Callable[[], None] | None = None,
 ) -> None:
     """Scan the blobs found by a seeking walk, in parallel, into `contents`."""
     outcomes = scan_blobs(
@@ -412,6 +414,7 @@ def _scan_jobs(
         recognise=recognise,  # type: ignore[arg-type]
         progress=progress,
         on_blob=on_blob,
+        waiting=waiting,
     )
     for name, outcome in outcomes.items():
         if isinstance(outcome, FormatError):

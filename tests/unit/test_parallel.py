@@ -54,9 +54,9 @@ def test_worker_processes_agree_with_a_streamed_read(
     scans: list[str] = []
     real = parallel._parse
 
-    def counting(jobs, done, on_blob, progress=None):
+    def counting(jobs, done, on_blob, progress=None, waiting=None):
         scans.extend(job.name for job in jobs)
-        return real(jobs, done, on_blob, progress)
+        return real(jobs, done, on_blob, progress, waiting)
 
     monkeypatch.setattr(parallel, "_parse", counting)
     doc = document(analyze(load_image(target)))
@@ -180,3 +180,110 @@ def test_progress_follows_the_workers_and_adds_up_as_a_streamed_read(
         load_image(target, progress=sources.Progress(advance=streamed.append))
     # every byte the workers read is counted (the first half may read a little past the middle)
     assert sum(streamed) <= sum(ticks) < sum(streamed) + (1 << 20)
+
+
+def test_waiting_runs_once_while_the_workers_parse(tmp_path: Path, workers: None) -> None:
+    """The CLI's imports run then: once per read, in this thread, with the workers alive."""
+    import threading
+
+    target = _write(tmp_path, "docker-oci", synth.Image(synth.sample_layers("gzip")))
+    calls: list[tuple[str, int]] = []
+
+    def waiting() -> None:
+        calls.append((threading.current_thread().name, len(multiprocessing.active_children())))
+
+    load_image(target, progress=sources.Progress(waiting=waiting))
+    assert calls == [(threading.current_thread().name, parallel.WORKERS)]
+
+
+def test_waiting_is_not_called_when_the_image_is_parsed_here(tmp_path: Path) -> None:
+    target = _write(tmp_path, "docker-oci", synth.Image(synth.sample_layers("gzip")))  # under PARALLEL_MIN
+    calls: list[int] = []
+    load_image(target, progress=sources.Progress(waiting=lambda: calls.append(1)))
+    assert calls == []
+
+
+def test_prestarted_workers_are_forked_once_and_lent_to_each_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: None
+) -> None:
+    """Forked before a thread starts, they serve reads made from a thread (the explorer's loader)."""
+    import threading
+
+    target = _write(tmp_path, "docker-oci", synth.Image(synth.sample_layers("none")))
+    expected = _streamed(monkeypatch, target)
+    made: list[object] = []
+    real = parallel._Workers
+
+    def counting(context):
+        made.append(context.get_start_method())
+        return real(context)
+
+    monkeypatch.setattr(parallel, "_Workers", counting)
+    parallel.prestart()
+    try:
+        pool = parallel._PRESTARTED
+        assert made == ["fork"] and pool is not None
+        docs: list[dict] = []
+        for _ in range(2):  # the two images of a diff
+            reader = threading.Thread(target=lambda: docs.append(document(analyze(load_image(target)))))
+            reader.start()
+            reader.join()
+        assert docs == [expected, expected]
+        assert made == ["fork"]  # no other pool: the reads borrowed this one and gave it back
+        assert parallel._PRESTARTED is pool
+        assert len(multiprocessing.active_children()) == parallel.WORKERS
+    finally:
+        parallel.stop_prestarted()
+    assert parallel._PRESTARTED is None
+    assert multiprocessing.active_children() == []
+
+
+def test_an_interrupted_read_ends_the_prestarted_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: None
+) -> None:
+    """Ctrl-C while the workers parse: they may hold unfinished work, so they end, not go back."""
+    target = _write(tmp_path, "docker-oci", synth.Image(synth.sample_layers("gzip")))
+
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    parallel.prestart()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            load_image(target, progress=sources.Progress(waiting=interrupt))
+        assert parallel._PRESTARTED is None
+        assert multiprocessing.active_children() == []
+    finally:
+        parallel.stop_prestarted()
+
+
+def test_a_corrupt_layer_gives_the_prestarted_workers_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: None
+) -> None:
+    """A worker reports a bad blob as its result: the pool is idle again and serves the next read."""
+    layers = synth.sample_layers("gzip")
+    layers[1].corrupt = "garbage"
+    target = _write(tmp_path, "docker-oci", synth.Image(layers))
+    parallel.prestart()
+    try:
+        pool = parallel._PRESTARTED
+        with pytest.raises(FormatError, match=r"^layer 1 "):
+            load_image(target)
+        assert parallel._PRESTARTED is pool
+    finally:
+        parallel.stop_prestarted()
+    assert multiprocessing.active_children() == []
+
+
+def test_prestart_does_nothing_once_a_thread_runs() -> None:
+    import threading
+
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        parallel.prestart()
+        assert parallel._PRESTARTED is None
+    finally:
+        stop.set()
+        other.join()
