@@ -376,27 +376,29 @@ class Filesystem:
         # Tallies kept in locals in the loop (a method call per member was a tenth of the merge).
         added = added_bytes = modified = modified_bytes = meta = meta_bytes = 0
         fast = _fastfs.merge_plain if _fastfs is not None else None
-        resume = 0  # with the compiled loop: the next member it has not looked at
-        for index, path in enumerate(paths):
+        # With the compiled loop, this loop jumps from one member it leaves to Python to the next (a
+        # Python step per member, even one that only skips, cost 35 ms on 210k files).
+        index, count = 0, len(paths)
+        while index < count:
             if fast is not None:
-                if index < resume:
-                    continue  # added by the compiled loop
-                resume, more, more_bytes = fast(paths, kinds, sizes, codes, dirs, base, index)
+                index, more, more_bytes = fast(paths, kinds, sizes, codes, dirs, base, index)
                 added += more
                 added_bytes += more_bytes
-                if resume > index:
-                    continue
-                resume = index + 1  # this member is the Python code's; the compiled loop goes on after it
-            kind = kinds[index]
+                if index >= count:
+                    break
+            i = index  # this member is the Python code's
+            index += 1
+            path = paths[i]
+            kind = kinds[i]
             if kind >= WHITEOUT:
                 continue
-            ref = base | index
+            ref = base | i
             if not path:
                 if kind == DIR:
-                    codes[index] = self._relist_dir(self.root, ref, changes, index)
+                    codes[i] = self._relist_dir(self.root, ref, changes, i)
                 else:
                     self._problems.append(f"layer {layer}: a non-directory member names the root")
-                    codes[index] = IGNORED
+                    codes[i] = IGNORED
                 continue
             parent_path, _, name = path.rpartition(b"/")
             parent = dirs.get(parent_path)
@@ -405,7 +407,7 @@ class Filesystem:
             old = parent.children.get(name)
             if kind == DIR:
                 if type(old) is Dir:
-                    codes[index] = self._relist_dir(old, ref, changes, index)
+                    codes[i] = self._relist_dir(old, ref, changes, i)
                     continue
                 node = Dir(ref)
                 parent.children[name] = node
@@ -413,31 +415,31 @@ class Filesystem:
                 if old is not None:
                     self.hidden_by[old] = layer << 2 | OVERWRITTEN
                 if old is None:
-                    codes[index] = ADDED
+                    codes[i] = ADDED
                     added += 1
                 else:
-                    codes[index] = MODIFIED
+                    codes[i] = MODIFIED
                     modified += 1
                 continue
-            size = sizes[index]
+            size = sizes[i]
             if kind == HARDLINK:
-                self._link(layer, index, ref, entries.links.get(index, b""))
+                self._link(layer, i, ref, entries.links.get(i, b""))
             if old is None:
-                codes[index] = ADDED
+                codes[i] = ADDED
                 added += 1
                 added_bytes += size
             elif type(old) is Dir:
                 self._removed(path, old, layer, OVERWRITTEN)
-                codes[index] = MODIFIED
+                codes[i] = MODIFIED
                 modified += 1
                 modified_bytes += size
             elif self._same_content(old, ref):
-                codes[index] = META
+                codes[i] = META
                 meta += 1
                 meta_bytes += size
                 self.hidden_by[old] = layer << 2 | RESTORED
             else:
-                codes[index] = MODIFIED
+                codes[i] = MODIFIED
                 modified += 1
                 modified_bytes += size
                 self.hidden_by[old] = layer << 2 | OVERWRITTEN
