@@ -153,20 +153,20 @@ def encode_entries(entries: LayerEntries) -> tuple[dict[str, Any], list[bytes]]:
 
 def decode_entries(header: dict[str, Any], payload: memoryview) -> LayerEntries:
     """The inverse of encode_entries; raises ValueError (or KeyError, TypeError) on anything odd."""
-    sections: dict[str, bytes] = {}
+    sections: dict[str, memoryview] = {}  # views: each column copies its bytes once, into itself
     pos = 0
     for name, size in header["sections"]:
         if not isinstance(name, str) or not isinstance(size, int) or size < 0:
             raise ValueError("bad section table")
-        sections[name] = bytes(payload[pos : pos + size])
+        sections[name] = payload[pos : pos + size]
         pos += size
     if pos != len(payload):
         raise ValueError("payload size does not match its sections")
     count = header["count"]
     if header["nul_separated"]:
-        paths = sections["paths"].split(b"\0") if count else []
+        paths = bytes(sections["paths"]).split(b"\0") if count else []
     else:
-        paths = _split(sections["paths"], _array("I", sections["path_lengths"]))
+        paths = _split(bytes(sections["paths"]), _array("I", sections["path_lengths"]))
     if len(paths) != count or len(sections["kinds"]) != count or len(sections["digests"]) != 32 * count:
         raise ValueError("column lengths differ")
     entries = LayerEntries(paths=paths, kinds=bytearray(sections["kinds"]))
@@ -178,7 +178,7 @@ def decode_entries(header: dict[str, Any], payload: memoryview) -> LayerEntries:
     entries.digests = bytearray(sections["digests"])
     for name in ("links", "captured"):
         keys = _array("q", sections[f"{name}_keys"])
-        values = _split(sections[name], _array("I", sections[f"{name}_lengths"]))
+        values = _split(bytes(sections[name]), _array("I", sections[f"{name}_lengths"]))
         if len(keys) != len(values) or any(not 0 <= k < count for k in keys):
             raise ValueError(f"bad {name} table")
         setattr(entries, name, dict(zip(keys, values)))
@@ -187,7 +187,7 @@ def decode_entries(header: dict[str, Any], payload: memoryview) -> LayerEntries:
     return entries
 
 
-def _array(typecode: str, data: bytes) -> array:
+def _array(typecode: str, data: bytes | memoryview) -> array:
     column = array(typecode)
     column.frombytes(data)
     return column
