@@ -334,6 +334,42 @@ def scan_blobs(
     if not verify:
         _parse(parse, done, on_blob, progress, once)
         return results
+    # The hash threads start first: fork the workers before them, or the pool would have to spawn.
+    forked_here = _may_use_workers(parse) and _fork_for_this_read()
+    try:
+        _verify_and_parse(verify, parse, done, on_blob, progress, once)
+    finally:
+        if forked_here:
+            stop_prestarted()
+    return results
+
+
+def _may_use_workers(jobs: list[BlobJob]) -> bool:
+    """Whether _parse might hand these blobs to worker processes (it splits or shares out big ones)."""
+    total = sum(job.size for job in jobs)
+    big = max((job.size for job in jobs), default=0)
+    return total >= PARALLEL_MIN and (len(jobs) >= 2 or big >= SPLIT_MIN)
+
+
+def _fork_for_this_read() -> bool:
+    """Fork workers now, for _parse to borrow, unless some are there already or this cannot fork."""
+    global _PRESTARTED
+    with _PRESTARTED_LOCK:
+        if _PRESTARTED is not None or not _forkable():
+            return False
+        _PRESTARTED = _Workers(_context())
+        return True
+
+
+def _verify_and_parse(
+    verify: list[tuple[BlobJob, Reused]],
+    parse: list[BlobJob],
+    done: Callable[..., None],
+    on_blob: Callable[[str], None] | None,
+    progress: Callable[[int], None] | None,
+    once: Callable[[], None],
+) -> None:
+    """Hash the blobs of known layers in threads while the others are parsed; take each that matches."""
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(WORKERS, thread_name_prefix="slimscope-hash") as threads:
@@ -354,7 +390,6 @@ def scan_blobs(
                 _parse([job], done, on_blob, progress)
                 continue
             done(job, scan)
-    return results
 
 
 class _Once:

@@ -287,3 +287,38 @@ def test_prestart_does_nothing_once_a_thread_runs() -> None:
     finally:
         stop.set()
         other.join()
+
+
+def test_a_read_that_hashes_cached_layers_forks_its_workers_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: None
+) -> None:
+    """A rebuilt image: its cached layers are hashed in threads, the new ones parsed in forked workers."""
+    from slimscope.cache import LayerCache
+
+    layers = synth.sample_layers("gzip")
+    old = tmp_path / "old.tar"
+    synth.write_archive(old, synth.Image(layers[:2]), "docker-oci")
+    new = tmp_path / "new.tar"
+    synth.write_archive(new, synth.Image(layers), "docker-oci")
+    load_image(str(old), cache=LayerCache(tmp_path / "cache"))
+    made: list[str] = []
+    real = parallel._Workers
+
+    def counting(context):
+        made.append(context.get_start_method())
+        return real(context)
+
+    monkeypatch.setattr(parallel, "_Workers", counting)
+    scans: list[str] = []
+    real_parse = parallel._parse
+
+    def parsing(jobs, *args):
+        scans.extend(job.name for job in jobs)
+        return real_parse(jobs, *args)
+
+    monkeypatch.setattr(parallel, "_parse", parsing)
+    doc = document(analyze(load_image(str(new), cache=LayerCache(tmp_path / "cache"))))
+    assert len(scans) == len(layers) - 2  # only the new layers were parsed
+    assert made == ["fork"]
+    assert parallel._PRESTARTED is None and multiprocessing.active_children() == []
+    assert doc == _streamed(monkeypatch, str(new))
