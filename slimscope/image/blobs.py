@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from hashlib import sha256
 from typing import Protocol
 
-import zstandard
-
 from slimscope.errors import FormatError, ReuseMismatch
 from slimscope.image.layer import LayerEntries
 from slimscope.image.tarstream import TarStream
@@ -170,6 +168,8 @@ class _Reader(threading.Thread):
             raise FormatError("truncated gzip stream")
 
     def _unzstd(self) -> Iterator[bytes]:
+        import zstandard  # here: most images are gzip or plain, and the import costs ~5 ms
+
         decompressor = zstandard.ZstdDecompressor()
         obj = decompressor.decompressobj()
         pending: list[bytes] = []

@@ -7,7 +7,6 @@ nested indexes, platform selection) and the media types that may describe layers
 from __future__ import annotations
 
 import json
-import platform as _platform
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,7 +73,9 @@ def parse_json(data: bytes, what: str) -> Any:
 
 def host_platform() -> str:
     """The host's platform as os/arch[/variant] in OCI terms."""
-    machine = _platform.machine().lower()
+    import platform
+
+    machine = platform.machine().lower()
     arch = {
         "x86_64": "amd64",
         "amd64": "amd64",

@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from hashlib import sha256
 from typing import TYPE_CHECKING, Any, Protocol
 
-import zstandard
-
 from slimscope.errors import FormatError
 from slimscope.image import blobs
 from slimscope.image.blobs import HEAD_BYTES, READ_SIZE, KnownLayer, LayerScan, detect_compression, head_key
@@ -117,22 +115,32 @@ def fingerprint(job: BlobJob) -> str | None:
         if compression == "gzip":
             data = _gunzip_head(head)
         elif compression == "zstd":
-            reader = zstandard.ZstdDecompressor().stream_reader(head, read_across_frames=True)
-            parts, got = [], 0
-            while got < HEAD_BYTES:
-                part = reader.read(HEAD_BYTES - got)
-                if not part:
-                    break
-                parts.append(part)
-                got += len(part)
-            data = b"".join(parts)
+            data = _unzstd_head(head)
         else:
             data = head[:HEAD_BYTES]
-    except (FormatError, zlib.error, zstandard.ZstdError):
+    except (FormatError, zlib.error):
         return None
     if len(data) < HEAD_BYTES and not whole:
         return None  # the first MiB did not give 64 KiB: let the full scan decide
     return head_key(job.size, data)
+
+
+def _unzstd_head(head: bytes) -> bytes:
+    """Up to HEAD_BYTES of a zstd stream (frames may follow each other); FormatError if corrupt."""
+    import zstandard  # here: most images are gzip or plain, and the import costs ~5 ms
+
+    reader = zstandard.ZstdDecompressor().stream_reader(head, read_across_frames=True)
+    parts, got = [], 0
+    try:
+        while got < HEAD_BYTES:
+            part = reader.read(HEAD_BYTES - got)
+            if not part:
+                break
+            parts.append(part)
+            got += len(part)
+    except zstandard.ZstdError as exc:
+        raise FormatError(f"corrupt zstd stream ({exc})") from None
+    return b"".join(parts)
 
 
 def _gunzip_head(head: bytes) -> bytes:
