@@ -11,7 +11,7 @@ import importlib
 import os
 from types import ModuleType
 
-NAMES = {"tar parser": "slimscope.image._tarscan", "merge": "slimscope._fastfs"}
+NAMES = {"tar parser": "slimscope.image._tarscan", "tree and analysis loops": "slimscope._fastfs"}
 
 
 def load(module: str) -> ModuleType | None:
@@ -29,5 +29,5 @@ def in_use() -> list[str]:
     from slimscope import fs
     from slimscope.image import tarstream
 
-    found = {"tar parser": tarstream._tarscan, "merge": fs._fastfs}
+    found = {"tar parser": tarstream._tarscan, "tree and analysis loops": fs._fastfs}
     return [name for name in NAMES if found[name] is not None]

@@ -79,7 +79,7 @@ def test_version_says_which_compiled_paths_run() -> None:
     what = "compiled: " + ", ".join(fast) if fast else "Python only"
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, f"slimscope {__version__} ({what})\n", "")
     if os.environ.get("SLIMSCOPE_REQUIRE_COMPILED"):
-        assert proc.stdout == f"slimscope {__version__} (compiled: tar parser, merge)\n"
+        assert proc.stdout == f"slimscope {__version__} (compiled: tar parser, tree and analysis loops)\n"
     pure = subprocess.run(
         [sys.executable, "-m", "slimscope", "--version"],
         capture_output=True,
