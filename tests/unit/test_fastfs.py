@@ -8,6 +8,8 @@ whole on both.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import synth
@@ -24,6 +26,24 @@ pytestmark = pytest.mark.skipif(
     reason="the compiled merge is not built (no compiler at install time, or SLIMSCOPE_PURE_PYTHON set)",
 )
 EXAMPLES = int(os.environ.get("SLIMSCOPE_FUZZ_EXAMPLES", "150"))
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=os.environ.get("SLIMSCOPE_FUZZ_RANDOM") != "1",
+)
+
+
+@contextmanager
+def _loops(fast: bool) -> Iterator[None]:
+    """Run the block on the compiled loops (fast) or on the Python ones alone."""
+    saved = fsmod._fastfs
+    if not fast:
+        fsmod._fastfs = None
+    try:
+        yield
+    finally:
+        fsmod._fastfs = saved
 
 
 def _entries(layer: synth.Layer) -> LayerEntries:
@@ -34,10 +54,7 @@ def _entries(layer: synth.Layer) -> LayerEntries:
 
 
 def _everything(layers: list[LayerEntries], fast: bool) -> tuple:
-    saved = fsmod._fastfs
-    if not fast:
-        fsmod._fastfs = None
-    try:
+    with _loops(fast):
         fs = Filesystem(layers)
         tree = sorted((path, ("dir", node.ref) if type(node) is Dir else node) for path, node in fs.walk())
         changes = [
@@ -45,8 +62,6 @@ def _everything(layers: list[LayerEntries], fast: bool) -> tuple:
         ]
         stats, visible, by_layer = fs.survey()
         return tree, changes, fs.hidden_by, fs.inode, fs.problems, stats, visible, by_layer
-    finally:
-        fsmod._fastfs = saved
 
 
 def _same(layers: list[LayerEntries]) -> None:
@@ -118,12 +133,7 @@ def _layer(members: list[tuple[str, str, bytes, str]]) -> synth.Layer:
     return synth.Layer(out)
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-    derandomize=os.environ.get("SLIMSCOPE_FUZZ_RANDOM") != "1",
-)
+@FUZZ
 @given(st.lists(st.lists(member, max_size=12), min_size=1, max_size=4))
 def test_random_layer_stacks_merge_the_same(stack: list[list[tuple[str, str, bytes, str]]]) -> None:
     _same([_entries(_layer(members)) for members in stack])
@@ -212,13 +222,9 @@ def test_duplicate_files_are_found_the_same() -> None:
         _entries(synth.Layer([synth.file("c/d", b"same"), synth.file("f", b""), synth.file("g", b"other")])),
     ]
     results = []
-    saved = fsmod._fastfs
-    for fast in (saved, None):
-        fsmod._fastfs = fast
-        try:
+    for fast in (True, False):
+        with _loops(fast):
             waste = analyze_waste(Filesystem(layers))
-        finally:
-            fsmod._fastfs = saved
         results.append([(g.digest, g.size, g.paths) for g in waste.duplicates] + [waste.duplicate_bytes])
     digest = "sha256:" + hashlib.sha256(b"same").hexdigest()
     assert results[0] == results[1] == [(digest, 4, [b"a", b"b", b"c/d"]), 8]
@@ -228,21 +234,11 @@ def test_duplicate_files_are_found_the_same() -> None:
 def _waste(layers: list[LayerEntries], fast: bool):
     from slimscope.analysis.waste import analyze_waste
 
-    saved = fsmod._fastfs
-    if not fast:
-        fsmod._fastfs = None
-    try:
+    with _loops(fast):
         return analyze_waste(Filesystem(layers))
-    finally:
-        fsmod._fastfs = saved
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-    derandomize=os.environ.get("SLIMSCOPE_FUZZ_RANDOM") != "1",
-)
+@FUZZ
 @given(st.lists(st.lists(member, max_size=12), min_size=1, max_size=4))
 def test_random_layer_stacks_waste_the_same(stack: list[list[tuple[str, str, bytes, str]]]) -> None:
     """Hidden files, duplicates and dive's numbers: every field the same on both paths."""
@@ -309,13 +305,8 @@ def test_the_waste_loops_refuse_columns_they_cannot_index() -> None:
 def _removables(fs: Filesystem, fast: bool) -> tuple:
     from slimscope.analysis.rules import find_removables
 
-    saved = fsmod._fastfs
-    if not fast:
-        fsmod._fastfs = None
-    try:
+    with _loops(fast):
         found = find_removables(fs, {"LANG": "de_DE.UTF-8"})
-    finally:
-        fsmod._fastfs = saved
     return [(f.rule.id, f.bytes, f.count, f.paths, f.by_layer) for f in found.findings], found.roots
 
 
@@ -360,12 +351,7 @@ rule_names = st.sampled_from(
 rule_paths = st.lists(rule_names, min_size=1, max_size=5).map("/".join)
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-    derandomize=os.environ.get("SLIMSCOPE_FUZZ_RANDOM") != "1",
-)
+@FUZZ
 @given(st.lists(st.tuples(rule_paths, st.sampled_from([b"", b"12", b"12345"])), max_size=30))
 def test_the_rule_walk_finds_the_same_with_the_filter(files: list[tuple[str, bytes]]) -> None:
     layer = synth.Layer([synth.file(path, data) for path, data in dict(files).items()])

@@ -203,22 +203,28 @@ def test_waiting_is_not_called_when_the_image_is_parsed_here(tmp_path: Path) -> 
     assert calls == []
 
 
+@pytest.fixture
+def made(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The start method of every worker pool made from here on."""
+    started: list[str] = []
+    real = parallel._Workers
+
+    def counting(context):
+        started.append(context.get_start_method())
+        return real(context)
+
+    monkeypatch.setattr(parallel, "_Workers", counting)
+    return started
+
+
 def test_prestarted_workers_are_forked_once_and_lent_to_each_read(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: None
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: None, made: list[str]
 ) -> None:
     """Forked before a thread starts, they serve reads made from a thread (the explorer's loader)."""
     import threading
 
     target = _write(tmp_path, "docker-oci", synth.Image(synth.sample_layers("none")))
     expected = _streamed(monkeypatch, target)
-    made: list[object] = []
-    real = parallel._Workers
-
-    def counting(context):
-        made.append(context.get_start_method())
-        return real(context)
-
-    monkeypatch.setattr(parallel, "_Workers", counting)
     parallel.prestart()
     try:
         pool = parallel._PRESTARTED
@@ -290,7 +296,7 @@ def test_prestart_does_nothing_once_a_thread_runs() -> None:
 
 
 def test_a_read_that_hashes_cached_layers_forks_its_workers_first(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: None
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: None, made: list[str]
 ) -> None:
     """A rebuilt image: its cached layers are hashed in threads, the new ones parsed in forked workers."""
     from slimscope.cache import LayerCache
@@ -301,14 +307,7 @@ def test_a_read_that_hashes_cached_layers_forks_its_workers_first(
     new = tmp_path / "new.tar"
     synth.write_archive(new, synth.Image(layers), "docker-oci")
     load_image(str(old), cache=LayerCache(tmp_path / "cache"))
-    made: list[str] = []
-    real = parallel._Workers
-
-    def counting(context):
-        made.append(context.get_start_method())
-        return real(context)
-
-    monkeypatch.setattr(parallel, "_Workers", counting)
+    made.clear()  # that read made its own pool
     scans: list[str] = []
     real_parse = parallel._parse
 
