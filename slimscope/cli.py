@@ -243,20 +243,34 @@ def _prepare_analysis() -> None:
 
 
 def _explore(args: argparse.Namespace, target: str) -> int:
-    """Open the explorer; reading and analysis run in its worker thread."""
-    from slimscope.analysis import analyze
+    """Open the explorer; reading and analysis start in a thread first, while Textual is imported."""
+    from slimscope.early_read import EarlyRead
+    from slimscope.image import parallel
     from slimscope.sources import load_image
-    from slimscope.tui.app import ExplorerApp
 
     def load(progress):
         image = load_image(
             target, image=args.select, platform=args.platform, progress=progress, cache=_cache(args)
         )
+        from slimscope.analysis import analyze
+
         if args.demo:
             image.reference = "demo (bundled)"
         analysis = analyze(image)
         _attribution(args, analysis)
         return analysis
+
+    parallel.prestart()  # fork the workers while this process has one thread
+    early = EarlyRead(load)
+    try:
+        return _run_explorer(args, target, early.load)
+    finally:
+        early.abandon()  # nothing to wait for once the explorer has it; else it stops at its next report
+        parallel.stop_prestarted()
+
+
+def _run_explorer(args: argparse.Namespace, target: str, load) -> int:
+    from slimscope.tui.app import ExplorerApp
 
     def suggest():
         from slimscope.commands.suggest import make_suggestion
@@ -270,15 +284,9 @@ def _explore(args: argparse.Namespace, target: str) -> int:
             cache=_cache(args),
         )[1]
 
-    from slimscope.image import parallel
-
     app = ExplorerApp("demo (bundled)" if args.demo else target, load=load, suggest=suggest)
-    parallel.prestart()  # the loader runs in a thread: fork the workers while there is none
-    try:
-        with _signals_to_app(app):
-            app.run()
-    finally:
-        parallel.stop_prestarted()
+    with _signals_to_app(app):
+        app.run()
     if app.error is not None:
         if args.debug and app.exc is not None:
             raise app.exc
