@@ -29,8 +29,10 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <dlfcn.h>
 #include <string.h>
+#ifndef _WIN32
+#include <dlfcn.h>
+#endif
 
 enum { FILE_KIND = 0, DIR_KIND = 1, SYMLINK_KIND = 2, HARDLINK_KIND = 3 };
 #define BLOCK 512
@@ -166,6 +168,9 @@ static int direct_sha256(const unsigned char *data, size_t n, unsigned char *out
 
 /* Find the SHA-256 functions of the libcrypto hashlib loaded, and keep them if they agree with it. */
 static void find_direct_sha256(const unsigned char *expected_abc) {
+#ifdef _WIN32
+    (void)expected_abc; /* hashlib objects do it there */
+#else
     static const char *const names[] = {"libcrypto.so.3", "libcrypto.so.1.1", "libcrypto.so"};
     for (size_t i = 0; i < sizeof names / sizeof names[0] && sha_init == NULL; i++) {
         void *library = dlopen(names[i], RTLD_NOW | RTLD_NOLOAD);
@@ -181,6 +186,7 @@ static void find_direct_sha256(const unsigned char *expected_abc) {
                              memcmp(got, expected_abc, 32) != 0))
         sha_init = NULL;
     found_init = sha_init;
+#endif
 }
 
 /* hashlib.sha256(data) for data in the chunk, without copying it. */
