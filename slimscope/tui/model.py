@@ -157,8 +157,12 @@ class _Totals:
                 if type(child) is Dir:
                     child_path = path + b"/" + name if path else name
                     stack.append((child_path, child, claimed or child_path in roots))
+        # A file can be a claimed root itself only in a folder that holds one: elsewhere no path is made
+        # for the lookup (210k files: 0.44 -> 0.2 s).
+        root_folders = {root.rpartition(b"/")[0] for root in roots}
         for path, node, claimed in reversed(order):
             total = files = removable = 0
+            may_hold_root = path in root_folders
             for name, child in node.children.items():
                 if type(child) is Dir:
                     child_path = path + b"/" + name if path else name
@@ -173,7 +177,7 @@ class _Totals:
                     size = entries.sizes[index]
                     total += size
                     files += 1
-                    if claimed or (path + b"/" + name if path else name) in roots:
+                    if claimed or (may_hold_root and (path + b"/" + name if path else name) in roots):
                         removable += size
                 elif kind == HARDLINK:
                     files += 1
@@ -690,20 +694,37 @@ def search(paths: list[bytes] | Searcher, query: str, regex: bool = False) -> Pa
 
 
 class PathIndex:
-    """For every path: which layers touched it and how, and which package owns it (built on first use)."""
+    """For every path: which layers touched it and how, and which package owns it (built on first use).
+
+    Each layer's paths are indexed by position in one dict (made in C by dict(zip)), and a path's
+    events are looked up when asked: a list of events per path, built for all of them, took 0.8 s on
+    210k files. A layer that lists a path twice keeps every position of that path.
+    """
+
+    _NAMES = {ADDED: "added", MODIFIED: "modified", META: "stored again", UNCHANGED: "listed again"}
 
     def __init__(self, analysis: Analysis) -> None:
         self.analysis = analysis
-        self._events: dict[bytes, list[tuple[int, str]]] | None = None
+        self._positions: list[dict[bytes, int]] | None = None
+        self._repeats: list[dict[bytes, list[int]]] = []  # per layer: paths it lists more than once
         self._removed: dict[bytes, list[int]] = {}
         self._owners: dict[bytes, str] | None = None
 
     def events(self, path: bytes) -> list[tuple[int, str]]:
         """(layer, what happened) for a path, oldest first, deletions of a parent folder included."""
-        if self._events is None:
+        if self._positions is None:
             self._build()
-        assert self._events is not None
-        found = list(self._events.get(path, ()))
+        assert self._positions is not None
+        fs = self.analysis.fs
+        found: list[tuple[int, str]] = []
+        for layer, positions in enumerate(self._positions):
+            at = positions.get(path)
+            if at is None:
+                continue
+            entries, codes = fs.layers[layer], fs.changes[layer].codes
+            for index in self._repeats[layer].get(path, (at,)):
+                if entries.kinds[index] < WHITEOUT:
+                    found.append((layer, self._NAMES.get(codes[index], "stored")))
         parent = path
         while parent:
             parent = parent.rpartition(b"/")[0]
@@ -714,20 +735,22 @@ class PathIndex:
         return sorted(found)
 
     def _build(self) -> None:
-        events: dict[bytes, list[tuple[int, str]]] = {}
         fs = self.analysis.fs
-        names = {ADDED: "added", MODIFIED: "modified", META: "stored again", UNCHANGED: "listed again"}
+        positions: list[dict[bytes, int]] = []
         for layer, entries in enumerate(fs.layers):
-            codes = fs.changes[layer].codes
-            kinds = entries.kinds
-            for index, path in enumerate(entries.paths):
-                if kinds[index] >= WHITEOUT:
-                    continue
-                events.setdefault(path, []).append((layer, names.get(codes[index], "stored")))
+            paths = entries.paths
+            index = dict(zip(paths, range(len(paths))))
+            repeats: dict[bytes, list[int]] = {}
+            if len(index) != len(paths):  # rare: a tar that lists a path again
+                for at, path in enumerate(paths):
+                    repeats.setdefault(path, []).append(at)
+                repeats = {path: ats for path, ats in repeats.items() if len(ats) > 1}
+            positions.append(index)
+            self._repeats.append(repeats)
             for path, _, _, what in fs.changes[layer].removals:
                 if what != "opaque":
                     self._removed.setdefault(path, []).append(layer)
-        self._events = events
+        self._positions = positions
 
     def owner(self, path: bytes) -> str | None:
         """`dpkg gcc-12 12.2.0` for a path some package owns."""

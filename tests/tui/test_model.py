@@ -342,3 +342,52 @@ def test_which_regexes_run_over_the_buffer() -> None:
     hostile = Searcher([b"a", b"a/x\ny", b"b"])
     assert type(hostile.matches("^y", regex=True)).__name__ == "PathMatches"
     assert hostile.hits("^y", regex=True) == [] and hostile.hits("y$", regex=True) == [b"a/x\ny"]
+
+
+def _events_by_building_everything(analysis: Analysis) -> dict[bytes, list[tuple[int, str]]]:
+    """The events of every path, built as one dict of lists (what PathIndex did before it looked up)."""
+    from slimscope.fs import ADDED, META, MODIFIED, UNCHANGED
+    from slimscope.image.layer import WHITEOUT
+
+    names = {ADDED: "added", MODIFIED: "modified", META: "stored again", UNCHANGED: "listed again"}
+    events: dict[bytes, list[tuple[int, str]]] = {}
+    for layer, entries in enumerate(analysis.fs.layers):
+        codes = analysis.fs.changes[layer].codes
+        for index, path in enumerate(entries.paths):
+            if entries.kinds[index] < WHITEOUT:
+                events.setdefault(path, []).append((layer, names.get(codes[index], "stored")))
+    return events
+
+
+@pytest.mark.parametrize("name", ["explorer_analysis", "wide_analysis", "hostile_analysis", "shell_analysis"])
+def test_path_events_are_every_listing_of_the_path(name: str, request: pytest.FixtureRequest) -> None:
+    analysis = request.getfixturevalue(name)
+    expected = _events_by_building_everything(analysis)
+    index = PathIndex(analysis)
+    paths = {p for entries in analysis.fs.layers for p in entries.paths} | {b"", b"no/such/path"}
+    for path in paths:
+        got = [event for event in index.events(path) if not event[1].startswith("deleted")]
+        assert got == sorted(expected.get(path, [])), path
+
+
+def test_a_path_listed_twice_in_one_layer_has_both_events() -> None:
+    import synth
+
+    from slimscope.fs import Filesystem
+    from slimscope.image.tarstream import TarStream
+
+    layers = []
+    for layer in (
+        synth.Layer([synth.file("a", b"1")]),
+        synth.Layer([synth.file("a", b"22"), synth.file("b", b""), synth.file("a", b"1", mode=0o600)]),
+    ):
+        stream = TarStream()
+        stream.feed(synth.layer_tar(layer))
+        stream.close()
+        layers.append(stream.entries)
+
+    class Holder:
+        fs = Filesystem(layers)
+
+    events = PathIndex(Holder).events(b"a")  # type: ignore[arg-type]
+    assert events == [(0, "added"), (1, "modified"), (1, "modified")]
