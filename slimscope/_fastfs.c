@@ -629,7 +629,7 @@ PyDoc_STRVAR(paths_of_doc,
 
 static PyObject *join(PyObject *prefix, PyObject *name) {
     if (!PyBytes_Check(name)) {
-        PyErr_SetString(PyExc_TypeError, "paths_of(): a name is not bytes");
+        PyErr_SetString(PyExc_TypeError, "a name in the tree is not bytes");
         return NULL;
     }
     Py_ssize_t a = PyBytes_GET_SIZE(prefix), b = PyBytes_GET_SIZE(name);
@@ -791,7 +791,67 @@ fail:
     return NULL;
 }
 
+PyDoc_STRVAR(walk_paths_doc,
+             "walk_paths(root, Dir)\n--\n\n"
+             "Every path below `root`, in Filesystem.walk's order (parents before children), as a list.");
+
+static PyObject *walk_paths(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 2 || !PyType_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "walk_paths(root, Dir)");
+        return NULL;
+    }
+    PyObject *dir_type = args[1];
+    PyObject *found = PyList_New(0), *stack = PyList_New(0), *item = NULL;
+    if (found == NULL || stack == NULL) goto fail;
+    PyObject *empty = PyBytes_FromStringAndSize(NULL, 0);
+    item = empty ? PyTuple_Pack(2, empty, args[0]) : NULL;
+    Py_XDECREF(empty);
+    if (item == NULL || PyList_Append(stack, item) < 0) goto fail;
+    Py_CLEAR(item);
+    while (PyList_GET_SIZE(stack)) {
+        Py_ssize_t top = PyList_GET_SIZE(stack) - 1;
+        item = PyList_GET_ITEM(stack, top);
+        Py_INCREF(item);
+        if (PyList_SetSlice(stack, top, top + 1, NULL) < 0) goto fail;
+        PyObject *prefix = PyTuple_GET_ITEM(item, 0);
+        PyObject *children = PyObject_GetAttr(PyTuple_GET_ITEM(item, 1), s_children);
+        if (children == NULL) goto fail;
+        if (!PyDict_Check(children)) {
+            Py_DECREF(children);
+            PyErr_SetString(PyExc_TypeError, "Dir.children is not a dict");
+            goto fail;
+        }
+        Py_ssize_t at = 0;
+        PyObject *name, *node;
+        while (PyDict_Next(children, &at, &name, &node)) {
+            PyObject *path = join(prefix, name);
+            int rc = path ? PyList_Append(found, path) : -1;
+            if (rc == 0 && Py_TYPE(node) == (PyTypeObject *)dir_type) {
+                PyObject *entry = PyTuple_Pack(2, path, node);
+                rc = entry ? PyList_Append(stack, entry) : -1;
+                Py_XDECREF(entry);
+            }
+            Py_XDECREF(path);
+            if (rc < 0) {
+                Py_DECREF(children);
+                goto fail;
+            }
+        }
+        Py_DECREF(children);
+        Py_CLEAR(item);
+    }
+    Py_DECREF(stack);
+    return found;
+fail:
+    Py_XDECREF(item);
+    Py_XDECREF(found);
+    Py_XDECREF(stack);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
+    {"walk_paths", (PyCFunction)(void (*)(void))walk_paths, METH_FASTCALL, walk_paths_doc},
     {"rule_starts", (PyCFunction)(void (*)(void))rule_starts, METH_FASTCALL, rule_starts_doc},
     {"shown_repeats", (PyCFunction)(void (*)(void))shown_repeats, METH_FASTCALL, shown_repeats_doc},
     {"paths_of", (PyCFunction)(void (*)(void))paths_of, METH_FASTCALL, paths_of_doc},

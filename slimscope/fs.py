@@ -287,6 +287,13 @@ class Filesystem:
                 if type(node) is Dir:
                     stack.append((path, node))
 
+    def paths(self) -> list[bytes]:
+        """Every path of `walk()`, in its order."""
+        fast = _fastfs
+        if fast is not None:  # 210k paths: 110 -> 25 ms
+            return fast.walk_paths(self.root, Dir)
+        return [path for path, _ in self.walk()]
+
     def stats(self) -> FsStats:
         """Counts and bytes of the merged filesystem."""
         return self.survey()[0]

@@ -296,7 +296,7 @@ class FsSource(TreeSource):
 
     def all_paths(self) -> list[bytes]:
         if self._paths is None:
-            self._paths = [path for path, _ in self.fs.walk()]
+            self._paths = self.fs.paths()
         return self._paths
 
 

@@ -61,6 +61,7 @@ def _everything(layers: list[LayerEntries], fast: bool) -> tuple:
             (bytes(c.codes), c.added, c.modified, c.metadata_only, c.deleted, c.removals) for c in fs.changes
         ]
         stats, visible, by_layer = fs.survey()
+        assert fs.paths() == [path for path, _ in fs.walk()]  # the compiled walk, in walk's order
         return tree, changes, fs.hidden_by, fs.inode, fs.problems, stats, visible, by_layer
 
 
