@@ -15,6 +15,9 @@ from typing import Any
 
 from slimscope.sources import Progress
 
+ABANDON_WAIT = 1.0  # seconds abandon() waits for the read to reach its next progress report
+CHECK_EVERY = 0.1  # seconds between the calls of progress.check while load() waits
+
 
 class Abandoned(Exception):
     """The read was given up before anyone asked for it (the explorer never started)."""
@@ -33,7 +36,11 @@ class EarlyRead:
         self._result: Any = None
         self._error: BaseException | None = None
         relay = Progress(start=self._start, advance=self._advance, blob=self._blob)
-        self._thread = threading.Thread(target=self._run, args=(work, relay), name="slimscope-early-read")
+        # A daemon: a read stuck in a stalled pipe (a FIFO whose writer went quiet) must not hold the
+        # process's exit up once the user has quit (see abandon).
+        self._thread = threading.Thread(
+            target=self._run, args=(work, relay), name="slimscope-early-read", daemon=True
+        )
         self._thread.start()
 
     def _run(self, work: Callable[[Progress], Any], relay: Progress) -> None:
@@ -77,7 +84,8 @@ class EarlyRead:
 
     def load(self, progress: Progress) -> Any:
         """Replay the progress so far into `progress`, send it the rest, and return the result (or raise
-        what the read raised, or what a callback of `progress` raised)."""
+        what the read raised, or what a callback of `progress` raised: `progress.check`, called while
+        this waits, gives the wait up even when the read makes no more reports)."""
         with self._lock:
             started, done, blobs = self._started, self._bytes, self._blobs
             self._target = progress
@@ -87,13 +95,24 @@ class EarlyRead:
             progress.advance(done)
         for _ in range(blobs if progress.blob is not None else 0):
             progress.blob("")  # type: ignore[misc]
-        self._thread.join()
+        while self._thread.is_alive():
+            self._thread.join(CHECK_EVERY)
+            if progress.check is not None and self._thread.is_alive():
+                try:
+                    progress.check()
+                except BaseException:
+                    with self._lock:
+                        self._abandoned = True  # the read stops at its next report, if it makes one
+                    raise
         if self._error is not None:
             raise self._error
         return self._result
 
-    def abandon(self) -> None:
-        """Give the read up (at its next progress report) and wait for its thread to end."""
+    def abandon(self, timeout: float = ABANDON_WAIT) -> bool:
+        """Give the read up (at its next progress report) and wait up to `timeout` seconds for its thread
+        to end; returns whether it did. A read blocked on input that does not come is left behind: it
+        holds no temporary file, and the process exits without it."""
         with self._lock:
             self._abandoned = True
-        self._thread.join()
+        self._thread.join(timeout)
+        return not self._thread.is_alive()

@@ -39,6 +39,9 @@ class Progress:
     # Called once, in the reading thread, when it has handed the blobs to worker processes and only
     # waits for them: the caller's own start-up work (imports) can run then instead of before the read.
     waiting: Callable[[], None] | None = None
+    # Called every tenth of a second by a caller waiting for a read in another thread (EarlyRead.load):
+    # raising gives the wait up, even while the read itself is stuck on input that does not come.
+    check: Callable[[], None] | None = None
 
 
 def load_image(

@@ -567,7 +567,7 @@ class ExplorerApp(App):
 
         assert self.load is not None
         try:
-            analysis = self.load(Progress(start=start, advance=advance, blob=blob))
+            analysis = self.load(Progress(start=start, advance=advance, blob=blob, check=check))
         except _Cancelled:
             return
         except BaseException as exc:  # reported on the UI thread, which exits with code 2

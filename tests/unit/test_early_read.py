@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 
 import pytest
 
@@ -119,3 +121,50 @@ def test_an_abandoned_read_stops_at_its_next_report() -> None:
     early.abandon()
     assert after == []
     assert isinstance(early._error, Abandoned)
+
+
+def test_a_read_blocked_on_input_is_left_behind_after_the_wait() -> None:
+    """A read stuck in a stalled pipe sends no more reports: abandon() returns after its wait, and the
+    thread is a daemon, so the process can exit without it."""
+    released = threading.Event()
+    read_end, write_end = os.pipe()
+
+    def work(progress: Progress) -> bytes:
+        data = os.read(read_end, 1)  # nothing comes until the test writes
+        released.set()
+        return data
+
+    early = EarlyRead(work)
+    started = time.monotonic()
+    assert early.abandon(timeout=0.2) is False
+    assert 0.2 <= time.monotonic() - started < 2
+    assert early._thread.daemon and early._thread.is_alive()
+    os.write(write_end, b"x")
+    assert released.wait(5)
+    early._thread.join(5)
+    assert early.abandon() is True
+    os.close(read_end)
+    os.close(write_end)
+
+
+def test_check_gives_up_the_wait_for_a_read_blocked_on_input() -> None:
+    """The explorer's cancel reaches load() through progress.check while the read is stuck."""
+    read_end, write_end = os.pipe()
+    early = EarlyRead(lambda progress: os.read(read_end, 1))
+    cancelled = threading.Event()
+
+    def check() -> None:
+        if cancelled.is_set():
+            raise KeyboardInterrupt
+
+    threading.Timer(0.3, cancelled.set).start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        early.load(Progress(check=check))
+    assert 0.3 <= time.monotonic() - started < 2
+    assert early._abandoned and early._thread.is_alive()
+    os.write(write_end, b"x")
+    early._thread.join(5)
+    assert (early._result, early._error) == (b"x", None)  # it made no report, so it ran to its end
+    os.close(read_end)
+    os.close(write_end)

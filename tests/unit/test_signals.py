@@ -102,10 +102,10 @@ def tmux(socket: str, *args: str) -> str:
     ).stdout
 
 
-def wait_until(check, seconds: float) -> None:
+def wait_until(check, seconds: float, show=None) -> None:
     deadline = time.monotonic() + seconds
     while not check():
-        assert time.monotonic() < deadline, "timed out"
+        assert time.monotonic() < deadline, "timed out" + (f"; the screen:\n{show()}" if show else "")
         time.sleep(0.05)
 
 
@@ -113,10 +113,26 @@ def wait_until(check, seconds: float) -> None:
 @pytest.mark.parametrize("when", ["loading", "main screen"])
 @pytest.mark.parametrize("sig", ["INT", "TERM"])
 def test_signal_to_the_explorer_in_tmux(tmp_path: Path, sig: str, when: str) -> None:
-    archive = wide_archive(tmp_path / "wide.tar", 100_000 if when == "loading" else 10)
+    archive = wide_archive(tmp_path / "wide.tar", 20_000 if when == "loading" else 10)
     cwd, tmp = tmp_path / "cwd", tmp_path / "tmp"
     cwd.mkdir()
     tmp.mkdir()
+    stop = threading.Event()
+    if when == "loading":  # half the archive through a FIFO held open: still loading when the signal comes
+        data = archive.read_bytes()
+        archive = tmp_path / "in.tar"
+        os.mkfifo(archive)
+
+        def feed() -> None:
+            try:
+                with open(archive, "wb") as out:
+                    out.write(data[: len(data) // 2])
+                    out.flush()
+                    stop.wait(120)
+            except BrokenPipeError:
+                pass
+
+        threading.Thread(target=feed, daemon=True).start()
     script = tmp_path / "run.sh"
     script.write_text(
         f"stty -g > {tmp_path}/stty.before\n"
@@ -137,10 +153,10 @@ def test_signal_to_the_explorer_in_tmux(tmp_path: Path, sig: str, when: str) -> 
         wait_until(lambda: "P$" in screen(), 10)
         tmux(socket, "send-keys", "-t", "t", f"sh {script}", "Enter")
         text = "slimscope  reading" if when == "loading" else "What need not ship"
-        wait_until(lambda: text in screen(), 60)
+        wait_until(lambda: text in screen(), 60, screen)
         assert flag("alternate_on") == "1"
         os.kill(int((tmp_path / "pid").read_text()), getattr(signal, f"SIG{sig}"))
-        wait_until(lambda: screen().rstrip().endswith("exit-status: 130\nP$"), 30)
+        wait_until(lambda: screen().rstrip().endswith("exit-status: 130\nP$"), 30, screen)
         lines = [line.rstrip() for line in screen().splitlines() if line.strip()]
         assert lines == [f"P$ sh {script}", "slimscope: interrupted", "exit-status: 130", "P$"]
         assert flag("alternate_on") == "0"
@@ -150,4 +166,5 @@ def test_signal_to_the_explorer_in_tmux(tmp_path: Path, sig: str, when: str) -> 
         assert (tmp_path / "stty.before").read_text() == (tmp_path / "stty.after").read_text()
         assert list(cwd.iterdir()) == [] and list(tmp.iterdir()) == []
     finally:
+        stop.set()
         subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=30)
