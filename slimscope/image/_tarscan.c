@@ -10,13 +10,15 @@
  *     is sha256-verified as a whole) and type 0, 7, NUL (regular), 5 (directory), 2 (symlink) or
  *     1 (hard link);
  *   - numeric fields of plain octal digits (up to the first NUL, blanks around them allowed);
- *   - names and hard-link targets that normalise by stripping "./" and "/" alone; no "..", no ".wh.";
+ *   - names and hard-link targets that normalise by stripping "./" and "/" alone (no "." component,
+ *     none starting "..", no "//"); an empty regular file whose base name starts ".wh." is a
+ *     whiteout, an opaque marker or other AUFS metadata, as the Python parser reads it;
  *   - regular files that the package and config readers do not capture (path prefixes and suffixes
  *     passed in).
  *
- * Anything else (PAX and GNU extended headers, sparse files, devices, whiteouts, old v7 headers, odd
- * numbers, the end marker) stops the loop at that header: the Python parser, which understands every
- * case, takes it and calls back in. It is only called in a clean state (no extended header pending
+ * Anything else (PAX and GNU extended headers, sparse files, devices, whiteouts with data or of
+ * another type, old v7 headers, odd numbers, the end marker) stops the loop at that header: the
+ * Python parser, which understands every case, takes it and calls back in. It is only called in a clean state (no extended header pending
  * or in force), so a member it takes reads exactly as the Python parser would read it; the tests run
  * both on the same streams, chunked every way, and compare every column and every error.
  *
@@ -34,7 +36,16 @@
 #include <dlfcn.h>
 #endif
 
-enum { FILE_KIND = 0, DIR_KIND = 1, SYMLINK_KIND = 2, HARDLINK_KIND = 3 };
+/* slimscope.image.layer's member kinds */
+enum {
+    FILE_KIND = 0,
+    DIR_KIND = 1,
+    SYMLINK_KIND = 2,
+    HARDLINK_KIND = 3,
+    WHITEOUT_KIND = 7,
+    OPAQUE_KIND = 8,
+    OTHER_WH_KIND = 9
+};
 #define BLOCK 512
 
 static PyObject *sha256_ctor;   /* hashlib.sha256 */
@@ -98,8 +109,8 @@ static const unsigned char *find2(const unsigned char *s, Py_ssize_t n, char a, 
 
 /* Normalise a member name (or hard-link target) in place of tarstream.normalize, when that needs
  * no more than stripping: leading "./" pairs, then "/" at both ends. Returns 0 with [*start, *end)
- * set, or -1 when the name needs posixpath.normpath, holds "..", or is a whiteout ("/.wh." or a
- * leading ".wh.", which the Python parser turns into another kind of member). */
+ * set, or -1 when the name may need posixpath.normpath: "//", "/./", a trailing "/.", ".", or a
+ * component starting ".." (the Python parser also reports a "../" that climbs out of the root). */
 static int normalize(const unsigned char *name, Py_ssize_t n, Py_ssize_t *start, Py_ssize_t *end) {
     Py_ssize_t s = 0, e = n;
     while (e - s >= 2 && name[s] == '.' && name[s + 1] == '/') s += 2;
@@ -108,13 +119,13 @@ static int normalize(const unsigned char *name, Py_ssize_t n, Py_ssize_t *start,
     if (s == e) return -1;
     const unsigned char *p = name + s;
     Py_ssize_t len = e - s;
-    if (find2(p, len, '/', '/') || find2(p, len, '.', '.')) return -1;
+    if (find2(p, len, '/', '/') || (p[0] == '.' && len >= 2 && p[1] == '.')) return -1;
+    for (Py_ssize_t i = 0; i + 2 < len; i++) /* "/.." */
+        if (p[i] == '/' && p[i + 1] == '.' && p[i + 2] == '.') return -1;
     if (len == 1 && p[0] == '.') return -1;
     if (len >= 2 && p[len - 2] == '/' && p[len - 1] == '.') return -1;
     for (Py_ssize_t i = 0; i + 2 < len; i++) /* "/./" */
         if (p[i] == '/' && p[i + 1] == '.' && p[i + 2] == '/') return -1;
-    for (Py_ssize_t i = 0; i + 3 < len; i++) /* ".wh." anywhere */
-        if (p[i] == '.' && p[i + 1] == 'w' && p[i + 2] == 'h' && p[i + 3] == '.') return -1;
     *start = s;
     *end = e;
     return 0;
@@ -321,6 +332,24 @@ static PyObject *scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         nlen += plen;
         Py_ssize_t ns, ne;
         if (normalize(name, nlen, &ns, &ne) < 0) break;
+        if (kind != DIR_KIND) { /* a whiteout: a base name starting ".wh.", as the Python parser reads it */
+            Py_ssize_t b = ne;
+            while (b > ns && name[b - 1] != '/') b--;
+            if (ne - b >= 4 && memcmp(name + b, ".wh.", 4) == 0) {
+                /* Python's: ".wh." alone, data to skip, a link named like a whiteout */
+                if (kind != FILE_KIND || fsize != 0 || ne - b == 4) break;
+                if (ne - b == 12 && memcmp(name + b, ".wh..wh..opq", 12) == 0) {
+                    kind = OPAQUE_KIND; /* the path is the folder */
+                    ne = b > ns ? b - 1 : ns;
+                } else if (ne - b >= 8 && memcmp(name + b, ".wh..wh.", 8) == 0) {
+                    kind = OTHER_WH_KIND;
+                } else { /* the path is the folder's NAME: drop the ".wh." */
+                    kind = WHITEOUT_KIND;
+                    memmove(name + b, name + b + 4, (size_t)(ne - b - 4));
+                    ne -= 4;
+                }
+            }
+        }
         if (kind == FILE_KIND && capturable(prefixes, suffixes, (const char *)name + ns, ne - ns)) break;
 
         unsigned char link[100];

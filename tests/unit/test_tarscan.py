@@ -257,3 +257,93 @@ def test_odd_names_read_the_same(members: list[tuple[str, bytes, str]]) -> None:
                 tf.addfile(info)
     _same(buf.getvalue(), [1 << 20])
     _same(buf.getvalue(), [512])
+
+
+def _tar(members: list[tuple[str, bytes, int]]) -> bytes:
+    """A ustar stream of (name, type, data size) members, links pointing at "t"."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tf:
+        for name, kind, size in members:
+            info = tarfile.TarInfo(name)
+            info.type = kind
+            if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE):
+                info.linkname = "t"
+            if kind == tarfile.REGTYPE:
+                info.size = size
+                tf.addfile(info, io.BytesIO(b"w" * size))
+            else:
+                tf.addfile(info)
+    return buf.getvalue()
+
+
+def test_whiteouts_are_taken_by_the_fast_path() -> None:
+    """Empty regular files named .wh.* become whiteouts in C: no Python header call but the end marker."""
+    members = [
+        ("usr/.wh.bin", tarfile.REGTYPE, 0),
+        ("./etc/.wh..wh..opq", tarfile.REGTYPE, 0),
+        (".wh..wh..opq", tarfile.REGTYPE, 0),
+        (".wh.x", tarfile.REGTYPE, 0),
+        ("a/.wh..wh.plnk", tarfile.REGTYPE, 0),
+        ("a/b..c", tarfile.REGTYPE, 1),
+        ("d/.wh.x/", tarfile.DIRTYPE, 0),
+        ("d/.wh.x/f", tarfile.REGTYPE, 0),
+    ] + [(f"var/lib/.wh.f{i}", tarfile.REGTYPE, 0) for i in range(500)]
+    calls = 0
+    original = tarstream.TarStream._header
+
+    def counting(self, block):
+        nonlocal calls
+        calls += 1
+        return original(self, block)
+
+    stream = tarstream.TarStream()
+    tarstream.TarStream._header = counting  # type: ignore[method-assign]
+    try:
+        stream.feed(_tar(members))
+    finally:
+        tarstream.TarStream._header = original  # type: ignore[method-assign]
+    assert calls == 1  # the end marker
+    entries = stream.entries
+    assert list(zip(entries.paths[:8], entries.kinds[:8])) == [
+        (b"usr/bin", tarstream.WHITEOUT),
+        (b"etc", tarstream.OPAQUE),
+        (b"", tarstream.OPAQUE),
+        (b"x", tarstream.WHITEOUT),
+        (b"a/.wh..wh.plnk", tarstream.OTHER_WH),
+        (b"a/b..c", tarstream.FILE),
+        (b"d/.wh.x", tarstream.DIR),
+        (b"d/.wh.x/f", tarstream.FILE),
+    ]
+    assert entries.paths[-1] == b"var/lib/f499" and entries.kinds[-1] == tarstream.WHITEOUT
+    assert entries.size_bytes == 1
+    assert bytes(entries.digests[:32]) == bytes(32) and not entries.links
+    for cuts in ([1 << 20], [512], [1]):
+        _same(_tar(members), cuts)
+
+
+# Names built from the parts a whiteout's name is made of, the odd ones included.
+wh_parts = st.sampled_from([".wh.", ".wh.a", ".wh..wh..opq", ".wh..wh.x", "a", ".a", "..a", "a..", ".", ".."])
+wh_names = st.tuples(
+    st.sampled_from(["", "./", "/", "././"]),
+    st.lists(wh_parts, min_size=1, max_size=4),
+    st.sampled_from(["", "/"]),
+).map(lambda t: t[0] + "/".join(t[1]) + t[2])
+
+
+@FUZZ
+@given(
+    st.lists(
+        st.tuples(
+            wh_names,
+            st.sampled_from([tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE]),
+            st.sampled_from([0, 0, 1, 600]),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_whiteout_names_read_the_same(members: list[tuple[str, bytes, int]]) -> None:
+    data = _tar(members)
+    _same(data, [1 << 20])
+    _same(data, [512])
+    _same(data, [700, 1])
