@@ -26,12 +26,10 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
 from hashlib import sha256
-from pathlib import Path
 from typing import Any
 
 from slimscope import __version__
@@ -63,14 +61,15 @@ def _compat_key() -> str:
 COMPAT = _compat_key()
 
 
-def default_dir() -> Path:
+def default_dir() -> str:
     """`$SLIMSCOPE_CACHE_DIR`, else `$XDG_CACHE_HOME/slimscope`, else `~/.cache/slimscope`."""
+    # Paths here are strings (os.path): pathlib costs its import (with urllib.parse) on every start.
     explicit = os.environ.get("SLIMSCOPE_CACHE_DIR")
     if explicit:
-        return Path(explicit)
+        return explicit
     xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
-    return base / "slimscope"
+    base = xdg if xdg and os.path.isabs(xdg) else os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "slimscope")
 
 
 def default_max_bytes() -> int:
@@ -234,13 +233,14 @@ def _hex(key: str) -> str | None:
 class LayerCache:
     """Layer entries and image records under one folder, bounded in size."""
 
-    def __init__(self, root: Path | str | None = None, max_bytes: int | None = None) -> None:
-        self.root = Path(root) if root is not None else default_dir()
+    def __init__(self, root: os.PathLike[str] | str | None = None, max_bytes: int | None = None) -> None:
+        self.root = os.fspath(root) if root is not None else default_dir()
         self.max_bytes = default_max_bytes() if max_bytes is None else max_bytes
-        self.layers_dir = self.root / f"v{FORMAT}" / "layers"
-        self.aliases_dir = self.root / f"v{FORMAT}" / "aliases"
-        self.images_dir = self.root / f"v{FORMAT}" / "images"
-        self.archives_dir = self.root / f"v{FORMAT}" / "archives"
+        version = os.path.join(self.root, f"v{FORMAT}")
+        self.layers_dir = os.path.join(version, "layers")
+        self.aliases_dir = os.path.join(version, "aliases")
+        self.images_dir = os.path.join(version, "images")
+        self.archives_dir = os.path.join(version, "archives")
         self.hits = 0  # layers taken from the cache in this process (for tests and --debug)
         self.stored = 0
 
@@ -250,24 +250,25 @@ class LayerCache:
         hexdigest = _hex(key)
         if hexdigest is None:
             return None
-        path = self.layers_dir / f"{hexdigest}.layer"
-        if not path.exists():
+        path = os.path.join(self.layers_dir, f"{hexdigest}.layer")
+        if not os.path.exists(path):
             alias = self._read_alias(hexdigest)
             if alias is None:
                 return None
-            path = self.layers_dir / f"{alias}.layer"
+            path = os.path.join(self.layers_dir, f"{alias}.layer")
         return self._load(path)
 
     def _read_alias(self, hexdigest: str) -> str | None:
         try:
-            target = (self.aliases_dir / hexdigest).read_text("ascii").strip()
+            with open(os.path.join(self.aliases_dir, hexdigest), encoding="ascii") as handle:
+                target = handle.read().strip()
         except (OSError, UnicodeDecodeError):
             return None
         return target if _hex("sha256:" + target) else None
 
-    def _load(self, path: Path) -> CachedLayer | None:
+    def _load(self, path: str) -> CachedLayer | None:
         try:
-            data = path.read_bytes()
+            data = _read_bytes(path)
         except OSError:
             return None
         try:
@@ -278,7 +279,7 @@ class LayerCache:
                 compression=str(header["compression"]),
                 entries=decode_entries(header["entries"], payload),
             )
-            if path.name != f"{_hex(layer.diff_id)}.layer":
+            if os.path.basename(path) != f"{_hex(layer.diff_id)}.layer":
                 raise ValueError("entry stored under another name")
         except (ValueError, KeyError, TypeError, OverflowError):
             self._discard(path)
@@ -287,9 +288,9 @@ class LayerCache:
             os.utime(path)  # least recently used goes first
         return layer
 
-    def _discard(self, path: Path) -> None:
+    def _discard(self, path: str) -> None:
         with contextlib.suppress(OSError):
-            path.unlink()
+            os.unlink(path)
 
     def put(
         self, diff_id: str, digest: str, compression: str, entries: LayerEntries, head: str | None
@@ -305,21 +306,23 @@ class LayerCache:
             sections,
         )
         try:
-            self.layers_dir.mkdir(parents=True, exist_ok=True)
-            self._write(self.layers_dir / f"{hexdigest}.layer", parts)
+            os.makedirs(self.layers_dir, exist_ok=True)
+            self._write(os.path.join(self.layers_dir, f"{hexdigest}.layer"), parts)
             for key in (digest, head):
                 alias = _hex(key) if key else None
                 if alias and alias != hexdigest:
-                    self.aliases_dir.mkdir(parents=True, exist_ok=True)
-                    self._write(self.aliases_dir / alias, [hexdigest.encode()])
+                    os.makedirs(self.aliases_dir, exist_ok=True)
+                    self._write(os.path.join(self.aliases_dir, alias), [hexdigest.encode()])
         except OSError:
             return
         self.stored += 1
 
     @staticmethod
-    def _write(path: Path, parts: list[bytes]) -> None:
+    def _write(path: str, parts: list[bytes]) -> None:
         """Write atomically: a temporary file in the same folder, then a rename."""
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        import tempfile  # only when storing: its import (random, shutil) is not on a warm run's path
+
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.writelines(parts)
@@ -346,13 +349,13 @@ class LayerCache:
         """Store an archive file's image record under its stat key."""
         self._put_record(self.archives_dir, key, record)
 
-    def _record(self, folder: Path, key: str) -> dict[str, Any] | None:
+    def _record(self, folder: str, key: str) -> dict[str, Any] | None:
         hexdigest = _hex(key)
         if hexdigest is None:
             return None
-        path = folder / f"{hexdigest}.json"
+        path = os.path.join(folder, f"{hexdigest}.json")
         try:
-            data = path.read_bytes()
+            data = _read_bytes(path)
         except OSError:
             return None
         try:
@@ -367,19 +370,20 @@ class LayerCache:
             os.utime(path)
         return record
 
-    def _put_record(self, folder: Path, key: str, record: dict[str, Any]) -> None:
+    def _put_record(self, folder: str, key: str, record: dict[str, Any]) -> None:
         hexdigest = _hex(key)
         if hexdigest is None or self.max_bytes <= 0:
             return
         payload = json.dumps(record, separators=(",", ":")).encode()
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            self._write(folder / f"{hexdigest}.json", _pack(IMAGE_MAGIC, {"image_id": key}, [payload]))
+            os.makedirs(folder, exist_ok=True)
+            parts = _pack(IMAGE_MAGIC, {"image_id": key}, [payload])
+            self._write(os.path.join(folder, f"{hexdigest}.json"), parts)
         except OSError:
             pass
 
     # -- size ------------------------------------------------------------------------------------
-    def entries(self) -> list[tuple[Path, int, float]]:
+    def entries(self) -> list[tuple[str, int, float]]:
         """Every stored file with its size and last use, oldest first."""
         found = []
         for folder in (self.layers_dir, self.images_dir, self.archives_dir, self.aliases_dir):
@@ -390,7 +394,7 @@ class LayerCache:
                             stat = item.stat()
                         except OSError:
                             continue
-                        found.append((Path(item.path), stat.st_size, stat.st_mtime))
+                        found.append((item.path, stat.st_size, stat.st_mtime))
             except OSError:
                 continue
         found.sort(key=lambda row: row[2])
@@ -404,7 +408,7 @@ class LayerCache:
         for path, size, _ in files:
             if total <= self.max_bytes:
                 break
-            if path.parent != self.layers_dir:
+            if os.path.dirname(path) != self.layers_dir:
                 continue
             self._discard(path)
             total -= size
@@ -420,8 +424,8 @@ class LayerCache:
             return
         for name in names:
             target = self._read_alias(name)
-            if target is None or not (self.layers_dir / f"{target}.layer").exists():
-                self._discard(self.aliases_dir / name)
+            if target is None or not os.path.exists(os.path.join(self.layers_dir, f"{target}.layer")):
+                self._discard(os.path.join(self.aliases_dir, name))
 
     def clear(self) -> int:
         """Remove every entry; returns the bytes freed."""
@@ -430,6 +434,11 @@ class LayerCache:
             self._discard(path)
             freed += size
         return freed
+
+
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read()
 
 
 def open_cache(disabled: bool = False) -> LayerCache | None:

@@ -10,12 +10,12 @@ then take what is left of their packages' files.
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
-from importlib import resources
+from functools import cache, lru_cache
 from typing import Any
 
 from slimscope import fs as fsmod
@@ -105,7 +105,15 @@ class Removables:
 @lru_cache(maxsize=1)
 def load_catalog() -> tuple[Rule, ...]:
     """The rules of rules.toml, in file order."""
-    text = resources.files("slimscope.analysis").joinpath("rules.toml").read_text("utf-8")
+    # Read beside this file when it is a file (importlib.resources and its readers cost ~9 ms of
+    # imports on every start); through importlib.resources from a zip or other loader.
+    try:
+        with open(os.path.join(os.path.dirname(__file__), "rules.toml"), encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError:
+        from importlib import resources
+
+        text = resources.files("slimscope.analysis").joinpath("rules.toml").read_text("utf-8")
     data = tomllib.loads(text)
     rules = []
     for raw in data["rules"]:
@@ -129,18 +137,37 @@ def load_catalog() -> tuple[Rule, ...]:
 
 
 # -- pattern compilation --------------------------------------------------------------------------
-Matcher = bytes | re.Pattern[bytes]
+# A path component's glob: a literal (bytes), "LIT*" or "*LIT" as (PREFIX or SUFFIX, LIT), or a regex.
+# Most globs are one of the first three; compiling each as a regex cost ~4 ms of every start.
+Matcher = bytes | tuple[int, bytes] | re.Pattern[bytes]
+PREFIX, SUFFIX = 0, 1
+
+
+def _is_literal(text: str) -> bool:
+    return not any(ch in text for ch in "*?[")
 
 
 def _component(glob: str) -> Matcher:
-    if not any(ch in glob for ch in "*?["):
+    if _is_literal(glob):
         return glob.encode()
-    return re.compile(fnmatch.translate(glob).encode(), re.DOTALL)
+    if glob.endswith("*") and _is_literal(glob[:-1]):
+        return (PREFIX, glob[:-1].encode())
+    if glob.startswith("*") and _is_literal(glob[1:]):
+        return (SUFFIX, glob[1:].encode())
+    return re.compile(_component_regex(glob), re.DOTALL)
+
+
+def _component_regex(glob: str) -> bytes:
+    return fnmatch.translate(glob).encode()
 
 
 def _matches(matcher: Matcher, name: bytes) -> bool:
-    if type(matcher) is bytes:
+    kind = type(matcher)
+    if kind is bytes:
         return matcher == name
+    if kind is tuple:
+        how, text = matcher  # type: ignore[misc]
+        return name.startswith(text) if how == PREFIX else name.endswith(text)
     return matcher.fullmatch(name) is not None  # type: ignore[union-attr]
 
 
@@ -155,15 +182,16 @@ class _Compiled:
     any_other: list[int]  # any-depth patterns with another glob first
     any_other_first: re.Pattern[bytes] | None  # matches a name that any of those first components matches
     any_other_prefixes: tuple[bytes, ...] | None  # those first components as prefixes, if all are "LIT*"
-    excludes: list[tuple[re.Pattern[str], ...]]  # per rule
+    excludes: list[tuple[str, ...]]  # per rule: whole-path globs, compiled when a hit needs them
 
 
 @lru_cache(maxsize=4)
 def _compile(rules: tuple[Rule, ...]) -> _Compiled:
     compiled = _Compiled(rules, [], [], [], {}, {}, [], None, (), [])
     prefixes: list[bytes] | None = []
+    other_firsts: list[str] = []  # the globs starting the any-depth patterns of any_other
     for index, rule in enumerate(rules):
-        compiled.excludes.append(tuple(re.compile(_glob_regex(g)) for g in rule.exclude))
+        compiled.excludes.append(rule.exclude)
         for glob in rule.paths:
             anydepth = glob.startswith("**/")
             parts = glob[3:].split("/") if anydepth else glob.split("/")
@@ -179,14 +207,14 @@ def _compile(rules: tuple[Rule, ...]) -> _Compiled:
                 compiled.any_ext.setdefault(first[2:].encode(), []).append(pid)
             else:
                 compiled.any_other.append(pid)
+                other_firsts.append(first)
                 if prefixes is not None and first.endswith("*") and not any(ch in first[:-1] for ch in "*?["):
                     prefixes.append(first[:-1].encode())
                 else:
                     prefixes = None
     compiled.any_other_prefixes = tuple(prefixes) if prefixes is not None else None
-    firsts = [comps[0] for comps in (compiled.comps[pid] for pid in compiled.any_other)]
-    if firsts:  # one regex rules most names out at once (measured: the per-pattern loop cost ~20% here)
-        alternatives = [re.escape(m) if type(m) is bytes else m.pattern for m in firsts]  # type: ignore[union-attr]
+    if other_firsts:  # one regex rules most names out at once (measured: the per-pattern loop cost ~20% here)
+        alternatives = [_component_regex(first) for first in dict.fromkeys(other_firsts)]
         compiled.any_other_first = re.compile(b"|".join(b"(?:%s)" % a for a in alternatives), re.DOTALL)
     return compiled
 
@@ -194,6 +222,11 @@ def _compile(rules: tuple[Rule, ...]) -> _Compiled:
 def compiled_catalog() -> _Compiled:
     """The catalog of rules.toml, compiled (once per process)."""
     return _compile(load_catalog())
+
+
+@cache
+def _exclude_regex(glob: str) -> re.Pattern[str]:
+    return re.compile(_glob_regex(glob))
 
 
 def _glob_regex(glob: str) -> str:
@@ -498,7 +531,7 @@ def _claim(ctx: _Context, compiled: _Compiled, hits: list[int], path: bytes, nod
         excludes = compiled.excludes[rule_index]
         if excludes:
             text = path.decode("utf-8", "surrogateescape")
-            if any(x.match(text) for x in excludes):
+            if any(_exclude_regex(x).match(text) for x in excludes):
                 continue
         if rule.detector is not None:
             check = PATH_DETECTORS.get(rule.detector)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from slimscope import __version__
@@ -36,9 +37,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"removed {human(freed)} from {visible(str(cache.root))}")
         return EXIT_OK
     files = cache.entries()
-    layers = [row for row in files if row[0].parent == cache.layers_dir]
-    images = [row for row in files if row[0].parent == cache.images_dir]
-    archives = [row for row in files if row[0].parent == cache.archives_dir]
+    layers = [row for row in files if os.path.dirname(row[0]) == cache.layers_dir]
+    images = [row for row in files if os.path.dirname(row[0]) == cache.images_dir]
+    archives = [row for row in files if os.path.dirname(row[0]) == cache.archives_dir]
     total = sum(size for _, size, _ in files)
     bound = "off" if cache.max_bytes <= 0 else human(cache.max_bytes)
     out = sys.stdout

@@ -119,3 +119,39 @@ def test_locales_in_use_are_kept() -> None:
     found = find_removables(fs, {"LANG": "de_DE.UTF-8"}).findings
     paths = [p.path for f in found if f.rule.id == "SS403" for p in f.paths]
     assert paths == [b"usr/share/locale/fr"]
+
+
+def _catalog_components() -> list[str]:
+    """Every path component glob of the catalog (the "**/" prefix dropped)."""
+    found = []
+    for rule in RULES:
+        for glob in rule.paths:
+            found += (glob[3:] if glob.startswith("**/") else glob).split("/")
+    return sorted(set(found))
+
+
+def _names_for(glob: str) -> list[str]:
+    """Names around a glob: its stars filled in several ways, cut short, and run on."""
+    fills = ["", "x", "12", "-linux-gnu-", ".so.1"]
+    names = {glob.replace("*", fill).replace("?", "q").replace("[0-9]", "7") for fill in fills}
+    names |= {n[:-1] for n in names if n} | {n + "x" for n in names} | {"x" + n for n in names}
+    return sorted(names)
+
+
+def test_component_matchers_agree_with_fnmatch() -> None:
+    """Literal, prefix and suffix matchers (no regex) decide as fnmatch's full glob does."""
+    from fnmatch import fnmatchcase
+
+    from slimscope.analysis.rules import _component, _matches
+
+    globs = _catalog_components()
+    names = sorted({n for g in globs for n in _names_for(g)} | {"gcc", "gcc-12", "python3.11", ".so", ""})
+    kinds = {type(_component(g)).__name__ for g in globs}
+    assert kinds == {"bytes", "tuple", "Pattern"}
+    checked = 0
+    for glob in globs:
+        matcher = _component(glob)
+        for name in names:
+            assert _matches(matcher, name.encode()) == fnmatchcase(name, glob), (glob, name)
+            checked += 1
+    assert checked > 50_000
