@@ -209,13 +209,19 @@ def _run(args: argparse.Namespace) -> int:
     with _progress(enabled=not args.no_progress and sys.stderr.isatty()) as progress:
         progress.waiting = _prepare_analysis
         image = load_image(
-            target, image=args.select, platform=args.platform, progress=progress, cache=_cache(args)
+            target,
+            image=args.select,
+            platform=args.platform,
+            progress=progress,
+            cache=_cache(args),
+            verify_later=True,
         )
     from slimscope.analysis import analyze
 
     if args.demo:
         image.reference = "demo (bundled)"
-    analysis = analyze(image)
+    analysis = analyze(image)  # while the sha256 of a big blob may still run (see load_image)
+    image.verify()
     dockerfile_lines = _attribution(args, analysis)
     to_stdout = [args.json == "-", args.sarif == "-", bool(args.format) and args.output in (None, "-")]
     if sum(to_stdout) > 1:
@@ -250,13 +256,19 @@ def _explore(args: argparse.Namespace, target: str) -> int:
 
     def load(progress):
         image = load_image(
-            target, image=args.select, platform=args.platform, progress=progress, cache=_cache(args)
+            target,
+            image=args.select,
+            platform=args.platform,
+            progress=progress,
+            cache=_cache(args),
+            verify_later=True,
         )
         from slimscope.analysis import analyze
 
         if args.demo:
             image.reference = "demo (bundled)"
         analysis = analyze(image)
+        image.verify()
         _attribution(args, analysis)
         return analysis
 

@@ -14,11 +14,14 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from hashlib import sha256
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from slimscope.errors import FormatError, ReuseMismatch
 from slimscope.image.layer import LayerEntries
 from slimscope.image.tarstream import TarStream
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 READ_SIZE = 1 << 20
 # zstd can expand 4 KiB into ~128 MiB of zeros and python-zstandard has no output limit per call,
@@ -47,6 +50,9 @@ class LayerScan:
     entries: LayerEntries
     head: str | None = None  # the blob's fingerprint (see head_key), when it was decompressed
     reused: bool = False  # the members are a known layer's: the blob was hashed, not parsed
+    # An uncompressed blob still being hashed (see image.parallel): digest and diff_id are "" until
+    # the caller takes them from the manifest and checks them when this resolves.
+    pending: Future[str] | None = None
 
 
 class KnownLayer(Protocol):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,15 @@ class Image:
     tags: list[str] = field(default_factory=list)
     manifest_digest: str | None = None
     problems: list[str] = field(default_factory=list)
+    # What load_image(verify_later=True) left to do: blob digests still being computed, then the
+    # cache. verify() does it; nothing read from the image may be shown before.
+    pending: list[Callable[[], None]] = field(default_factory=list, repr=False, compare=False)
+
+    def verify(self) -> None:
+        """Finish the checks load_image deferred (raises DigestMismatch); does nothing the second time."""
+        steps, self.pending = self.pending, []  # after a failed check, the rest (the cache) never runs
+        for step in steps:
+            step()
 
     @property
     def runtime_config(self) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from hashlib import sha256
 from typing import TYPE_CHECKING, Any
 
@@ -52,15 +52,26 @@ def load_image(
     progress: Progress | None = None,
     known_layers: Iterable[Layer] | None = None,
     cache: LayerCache | None = None,
+    verify_later: bool = False,
 ) -> Image:
     """Read the image the user named, from the engine, an archive or an OCI layout.
 
     `known_layers` are layers already read (the other image of a diff): a blob that holds one of them is
     hashed and verified but not decompressed or parsed again; its members are shared. A `cache` does
-    the same for layers read by earlier runs, and keeps the layers read now.
+    the same for layers read by earlier runs, and keeps the layers read now. With `verify_later`, the
+    image may come back while the sha256 of a big blob is still being computed (its digests are the
+    manifest's until then): the caller analyses meanwhile and must call `image.verify()` before it
+    shows anything.
     """
     spec = parse_source(text, image)
-    return load_spec(spec, platform=platform, progress=progress, known_layers=known_layers, cache=cache)
+    return load_spec(
+        spec,
+        platform=platform,
+        progress=progress,
+        known_layers=known_layers,
+        cache=cache,
+        verify_later=verify_later,
+    )
 
 
 def load_spec(
@@ -70,10 +81,11 @@ def load_spec(
     progress: Progress | None = None,
     known_layers: Iterable[Layer] | None = None,
     cache: LayerCache | None = None,
+    verify_later: bool = False,
 ) -> Image:
-    """Read the image described by a SourceSpec."""
+    """Read the image described by a SourceSpec (see load_image)."""
     progress = progress or Progress()
-    known = _Known(index_layers(known_layers or ()), cache)
+    known = _Known(index_layers(known_layers or ()), cache, verify_later)
     try:
         image = _load(spec, platform, progress, known)
     except ReuseMismatch:
@@ -81,21 +93,26 @@ def load_spec(
             raise
         # A blob was not the layer its name or fingerprint promised (a hand-made archive reusing
         # names, two layers alike in size and first bytes): read everything.
-        known = _Known({}, None)
+        known = _Known({}, None, verify_later)
         image = _load(spec, platform, progress, known)
     if platform is not None and not platform_matches(platform, image.platform):
         raise SourceError(f"no image for platform {platform}: {spec.describe()} is {image.platform}")
-    if cache is not None:
-        _store(cache, image, known)
+    if cache is not None:  # only once every digest has been checked
+        image.pending.append(lambda: _store(cache, image, known))
+    if not verify_later:
+        image.verify()
     return image
 
 
 class _Known:
     """Layers a blob may turn out to hold: the other image's (a diff) and the cache's."""
 
-    def __init__(self, layers: dict[str, Layer], cache: LayerCache | None) -> None:
+    def __init__(
+        self, layers: dict[str, Layer], cache: LayerCache | None, verify_later: bool = False
+    ) -> None:
         self.layers = layers
         self.cache = cache
+        self.verify_later = verify_later  # a big blob's digest may be checked after the read (Image.verify)
         self.reused: set[str] = set()  # diff_ids whose blobs were hashed, not parsed
         self.archive_key: str | None = None  # the archive file's stat key, once it was read unchanged
 
@@ -235,6 +252,7 @@ def _read(stream: Any, progress: Progress, known: _Known, path: str | None = Non
         known=known if known else None,  # type: ignore[arg-type]
         recognise=known.recognise if known.cache is not None else None,
         path=path,
+        defer_digests=known.verify_later,
     )
 
 
@@ -370,6 +388,7 @@ def _assemble(contents: ArchiveContents, spec: SourceSpec, source: str, platform
         else:
             recipe = from_oci_index(parse_json(index, "index.json"), contents.get, spec.tag, platform)
     layers = []
+    checks: list[Callable[[], None]] = []
     for i, ref in enumerate(recipe.layers):
         try:
             scan = contents.layer(ref.blob)
@@ -377,8 +396,10 @@ def _assemble(contents: ArchiveContents, spec: SourceSpec, source: str, platform
             raise exc.__class__(f"layer {i} ({ref.digest or ref.blob}): {exc}") from None
         if scan is None:
             raise FormatError(f"layer {i} ({ref.digest or ref.blob}) is missing from the archive")
-        layers.append(_verified_layer(i, ref, scan, contents.resolve(ref.blob)))
-    return _image(spec, source, recipe, layers)
+        layers.append(_verified_layer(i, ref, scan, contents.resolve(ref.blob), checks))
+    image = _image(spec, source, recipe, layers)
+    image.pending.extend(checks)
+    return image
 
 
 def _from_layout(spec: SourceSpec, platform: str | None, progress: Progress, known: _Known) -> Image:
@@ -442,7 +463,33 @@ def _inside(root: str, name: str) -> str:
     return path
 
 
-def _verified_layer(index: int, ref: Any, scan: LayerScan, blob: str | None = None) -> Layer:
+def _verified_layer(
+    index: int,
+    ref: Any,
+    scan: LayerScan,
+    blob: str | None = None,
+    checks: list[Callable[[], None]] | None = None,
+) -> Layer:
+    """The layer of a scan that matches its manifest entry and config diff_id (else DigestMismatch).
+
+    A scan whose digest is still being computed (`pending`, an uncompressed blob) takes the digest
+    the manifest and config agree on, and its check goes on `checks`, to run when it resolves.
+    """
+    if scan.pending is not None:
+        future = scan.pending
+        expected = ref.digest or ref.diff_id
+        if checks is None or not expected or (ref.digest and ref.diff_id and ref.digest != ref.diff_id):
+            actual = future.result()  # no single digest to take on trust: wait for it
+            scan = replace(scan, digest=actual, diff_id=actual, pending=None)
+        else:
+            pending = replace(scan, digest=expected, diff_id=expected, pending=None)
+
+            def check() -> None:
+                actual = future.result()
+                _verified_layer(index, ref, replace(pending, digest=actual, diff_id=actual), blob)
+
+            checks.append(check)
+            scan = pending
     if ref.digest and scan.digest != ref.digest:
         raise DigestMismatch(
             f"layer {index}: blob sha256 is {scan.digest} but the manifest says {ref.digest}"

@@ -326,13 +326,15 @@ def read_archive(
     recognise: Callable[[str], KnownLayer | None] | None = None,
     path: str | None = None,
     waiting: Callable[[], None] | None = None,
+    defer_digests: bool = False,
 ) -> ArchiveContents:
     """Read every member of an image archive stream once.
 
     `known` (see `sources.index_layers`) names layers already read: their blobs are hashed, not scanned.
     `recognise` finds a layer read before by a blob's fingerprint (see `scan_layer`). With `path` (the
     file `fileobj` was opened from, at its start), the blobs are read by offset, on both cores (see
-    `image.parallel`), unless the archive is gzip-compressed as a whole.
+    `image.parallel`), unless the archive is gzip-compressed as a whole; `defer_digests` lets a big
+    blob's scan come back before its sha256 (see `scan_blobs`).
     """
     contents = ArchiveContents()
     jobs: list[BlobJob] = []
@@ -388,7 +390,7 @@ def read_archive(
                 continue
             contents.scans[name] = scan
         if jobs:
-            _scan_jobs(contents, jobs, known, recognise, progress, on_blob, waiting)
+            _scan_jobs(contents, jobs, known, recognise, progress, on_blob, waiting, defer_digests)
     except (EOFError, OSError) as exc:
         raise FormatError(f"the archive is truncated or corrupt ({exc.__class__.__name__}: {exc})") from None
     except ValueError as exc:
@@ -406,6 +408,7 @@ def _scan_jobs(
     progress: Callable[[int], None] | None,
     on_blob: Callable[[str], None] | None,
     waiting: Callable[[], None] | None = None,
+    defer_digests: bool = False,
 ) -> None:
     """Scan the blobs found by a seeking walk, in parallel, into `contents`."""
     outcomes = scan_blobs(
@@ -415,6 +418,7 @@ def _scan_jobs(
         progress=progress,
         on_blob=on_blob,
         waiting=waiting,
+        defer_digests=defer_digests,
     )
     for name, outcome in outcomes.items():
         if isinstance(outcome, FormatError):

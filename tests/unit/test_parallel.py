@@ -54,9 +54,9 @@ def test_worker_processes_agree_with_a_streamed_read(
     scans: list[str] = []
     real = parallel._parse
 
-    def counting(jobs, done, on_blob, progress=None, waiting=None):
+    def counting(jobs, *args):
         scans.extend(job.name for job in jobs)
-        return real(jobs, done, on_blob, progress, waiting)
+        return real(jobs, *args)
 
     monkeypatch.setattr(parallel, "_parse", counting)
     doc = document(analyze(load_image(target)))
@@ -321,3 +321,64 @@ def test_a_read_that_hashes_cached_layers_forks_its_workers_first(
     assert made == ["fork"]
     assert parallel._PRESTARTED is None and multiprocessing.active_children() == []
     assert doc == _streamed(monkeypatch, str(new))
+
+
+# -- a split layer's sha256 checked after the analysis (load_image(verify_later=True)) --------------
+def _tampered(tmp_path: Path) -> str:
+    """One big uncompressed layer whose bytes no longer match the config's diff_id (it still parses)."""
+    marker = synth.file("data/marker.txt", b"MARKER-ORIGINAL")
+    target = _one_layer(tmp_path, [*_files(200), marker, *_files(200, 300)])
+    data = Path(target).read_bytes()
+    assert data.count(b"MARKER-ORIGINAL") == 1
+    Path(target).write_bytes(data.replace(b"MARKER-ORIGINAL", b"MARKER-TAMPERED"))
+    return target
+
+
+def test_a_split_layer_is_verified_after_the_analysis_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, halves: list[int]
+) -> None:
+    target = _one_layer(tmp_path, _files(400))
+    image = load_image(target, verify_later=True)
+    assert halves == [401] and len(image.pending) == 1  # the split layer's digest check
+    doc = document(analyze(image))
+    image.verify()
+    assert image.pending == []
+    assert doc == _streamed(monkeypatch, target)
+    assert image.layers[0].diff_id == load_image(target).layers[0].diff_id
+
+
+def test_a_split_layer_that_does_not_match_fails_at_verify_and_is_not_cached(
+    tmp_path: Path, halves: list[int]
+) -> None:
+    from slimscope.cache import LayerCache
+    from slimscope.errors import DigestMismatch
+
+    target = _tampered(tmp_path)
+    with pytest.raises(DigestMismatch) as at_once:
+        load_image(target)
+    cache = LayerCache(tmp_path / "cache")
+    image = load_image(target, verify_later=True, cache=cache)
+    analyze(image)
+    with pytest.raises(DigestMismatch) as later:
+        image.verify()
+    assert str(later.value) == str(at_once.value)
+    assert str(at_once.value).startswith("layer 0 (")
+    assert "): uncompressed sha256 is sha256:" in str(at_once.value)
+    assert str(at_once.value).endswith(f"but the config says {image.layers[0].diff_id}")
+    image.verify()  # the failed check is not run again, and the cache step after it never runs
+    assert cache.stored == 0 and not (tmp_path / "cache").exists()
+
+
+def test_the_cli_writes_nothing_for_a_split_layer_that_does_not_match(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, halves: list[int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from slimscope.cli import main
+
+    target = _tampered(tmp_path)
+    monkeypatch.setenv("SLIMSCOPE_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "out.json"
+    assert main([target, "--json", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("slimscope: error: layer 0 (") and "but the config says sha256:" in err
+    assert err.count("\n") == 1
+    assert not out.exists() and not (tmp_path / "cache").exists()
