@@ -192,7 +192,7 @@ fi
 keys /
 wait_for "search paths (substring"
 keys -l "$SEARCH"
-wait_for "matching paths"
+wait_for "matching path"
 settle
 searched=$(screen)
 grep -qF -- "$SEARCH" <<<"$searched" || fail "the search text is not shown: $SEARCH"
@@ -200,7 +200,7 @@ for text in "${EXPECT_SEARCH[@]}"; do
   grep -qF -- "$text" <<<"$searched" || fail "not shown while searching for $SEARCH: $text"
 done
 keys Escape
-wait_gone "matching paths"
+wait_gone "matching path"
 echo "tmux-smoke: search for '$SEARCH' ok"
 
 # ?: help, escape closes it
@@ -216,7 +216,7 @@ if [ "$HOSTILE" = 1 ]; then
   wait_for "search paths (substring"
   keys -l "hostile"
   keys Enter
-  wait_for "matching paths"
+  wait_for "matching path"
   settle
   hostile=$(screen)
   for name in '[@click=app.quit()]x' '[link=x]y' '[link=http:/' 'x]y' 'a[/' ']b' 'esc-\x1b[31mred' \
@@ -224,13 +224,13 @@ if [ "$HOSTILE" = 1 ]; then
     grep -qF -- "$name" <<<"$hostile" || fail "hostile name not shown as inert text: $name"
   done
   keys Escape
-  wait_gone "matching paths"
+  wait_gone "matching path"
   # Enter on the [@click=app.quit()]x row must not quit: find it with the search, then Enter twice
   keys /
   wait_for "search paths (substring"
   keys -l "[@click"
   keys Enter
-  wait_for "matching paths"
+  wait_for "matching path"
   settle
   keys j j
   wait_for "path /hostile/[@click=app.quit()]x"
@@ -241,7 +241,7 @@ if [ "$HOSTILE" = 1 ]; then
   [ "$(flag alternate_on)" = 1 ] || fail "Enter on a hostile name ended the explorer"
   screen | grep -qF "path /hostile/[@click=app.quit()]x" || fail "the cursor left [@click=app.quit()]x"
   keys Escape
-  wait_gone "matching paths"
+  wait_gone "matching path"
   echo "tmux-smoke: hostile names ok"
 fi
 

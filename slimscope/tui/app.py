@@ -350,12 +350,16 @@ class MainScreen(SearchingScreen):
         search_box.focus()
 
     def action_clear(self) -> None:
+        """Escape: close the search (or a finding's paths) first; with none, clear the filters."""
         search_box = self.query_one("#search", Input)
+        searching = search_box.display or self.allowed is not None or self.focus_paths is not None
         if search_box.display:
             search_box.value = ""
             search_box.display = False
         self.allowed = None
         self.focus_paths = None
+        if not searching:
+            self.filters.clear()
         self.refresh_tree()
         self.query_one(FileTree).focus()
 
@@ -467,7 +471,7 @@ def search_status(matches: Container[bytes], tree: FileTree) -> str:
     shown = tree.shown_matches()
     if not total:
         return "no matching paths (esc clears)"
-    found = f"{total:,} matching paths"  # always plural: scripts/tmux-smoke.sh waits for the words
+    found = "1 matching path" if total == 1 else f"{total:,} matching paths"
     if shown is None or shown >= total:
         return f"{found}, all shown (esc clears)"
     return f"{found}, {total - shown:,} not shown: narrow the search (esc clears)"
@@ -924,10 +928,14 @@ class DiffScreen(SearchingScreen):
         box.focus()
 
     def action_clear(self) -> None:
+        """Escape: close the search first; with none, clear the filters."""
         box = self.query_one("#search", Input)
+        searching = box.display or self.allowed is not None
         box.value = ""
         box.display = False
         self.allowed = None
+        if not searching:
+            self.filters.clear()
         self.refresh_tree()
         self.query_one(FileTree).focus()
 

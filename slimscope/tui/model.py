@@ -69,6 +69,12 @@ class Filters:
     sort_by_name: bool = False
     every_mark: frozenset[str] = frozenset({MARK_ADDED, MARK_MODIFIED, MARK_META, MARK_DELETED, MARK_NONE})
 
+    def clear(self) -> None:
+        """Show everything again (every kind of change, any size); the sort order stays."""
+        self.marks = set(self.every_mark)
+        self.removable_only = False
+        self.min_size = 0
+
     @property
     def hides_marks(self) -> bool:
         """Whether some kind of change is hidden (then folders are kept only for what they hold)."""

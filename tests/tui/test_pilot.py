@@ -404,6 +404,37 @@ async def test_removable_only(explorer_analysis: Analysis, make_app: MakeApp) ->
         ]
 
 
+async def test_escape_clears_the_search_first_then_the_filters(
+    explorer_analysis: Analysis, make_app: MakeApp
+) -> None:
+    """As the help says ("Close search / clear filters"): one Escape per step; the sort order stays."""
+    async with make_app(explorer_analysis).run_test(size=SIZE, notifications=True) as pilot:
+        await pilot.press("x", "z", "z", "s", "slash", "g", "c", "c", "enter")
+        await pilot.pause(0.3)
+        await settle(pilot)
+        assert filterline(pilot) == (
+            "6 matching paths, 6 not shown: narrow the search (esc clears) · filesystem as of layer 4"
+            " · only removable · at least 100.0 kB · sorted by name"
+        )
+        await pilot.press("escape")
+        await settle(pilot)
+        assert filterline(pilot) == (
+            "filesystem as of layer 4 · only removable · at least 100.0 kB · sorted by name"
+        )
+        await pilot.press("escape")
+        await settle(pilot)
+        assert filterline(pilot) == "filesystem as of layer 4 · sorted by name"
+        await pilot.press("x", "1", "escape")  # from the Layers pane too
+        await settle(pilot)
+        assert filterline(pilot) == "filesystem as of layer 4 · sorted by name"
+        await pilot.press("3", "slash", "c", "c", "1", "enter")
+        await pilot.pause(0.3)
+        await settle(pilot)
+        assert filterline(pilot) == (
+            "1 matching path, all shown (esc clears) · filesystem as of layer 4 · sorted by name"
+        )
+
+
 async def test_removable_only_in_the_changes_view(explorer_analysis: Analysis, make_app: MakeApp) -> None:
     async with make_app(explorer_analysis).run_test(size=SIZE, notifications=True) as pilot:
         await pilot.press("1", "up", "up", "up", "3")  # layer 1: apt-get install gcc-12
