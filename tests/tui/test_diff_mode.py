@@ -128,6 +128,6 @@ def test_diff_mode_history_as_written_and_search_opens_matches(tmp_path: Path) -
                 True,
             ]
             line = str(app.screen.query_one("#filterline").render())
-            assert line == "1 matching paths, all shown (esc clears) · biggest change first"
+            assert line == "1 matching path, all shown (esc clears) · biggest change first"
 
     asyncio.run(scenario())

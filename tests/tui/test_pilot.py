@@ -575,7 +575,7 @@ async def test_search_narrows_and_widens_back(explorer_analysis: Analysis, make_
             "/var/lib/dpkg/info",
             "/var/lib/dpkg/info/gcc-12:amd64.list",
         ]
-        assert filterline(pilot) == "1 matching paths, all shown (esc clears)" + TAIL
+        assert filterline(pilot) == "1 matching path, all shown (esc clears)" + TAIL
         assert await typed("backspace") == [
             "/usr",
             "/usr/bin",
