@@ -31,13 +31,16 @@ DEFAULTS: dict[str, Any] = {
     "max-removable-bytes": {},
     "max-secrets": 0,
 }
-def parse_ratio(value: Any) -> float:
-    """`0.9`, `90%` as a ratio."""
+def parse_ratio(value: Any, most: float | None = 1.0) -> float:
+    """`0.9`, `90%` as a ratio, from 0 to `most` (None: no upper bound)."""
     text = str(value).strip()
     try:
         ratio = float(text[:-1]) / 100 if text.endswith("%") else float(text)
     except ValueError:
         raise SlimscopeError(f"not a ratio: {value!r} (use e.g. 0.9 or 90%)") from None
+    if not (0 <= ratio <= most if most is not None else 0 <= ratio < float("inf")):  # NaN too
+        bounds = "from 0 to 1, or 0% to 100%" if most == 1.0 else "0 or more"
+        raise SlimscopeError(f"ratio out of range: {value!r} ({bounds})")
     return ratio
 
 
@@ -93,10 +96,10 @@ def thresholds(config: dict[str, Any], overrides: dict[str, Any]) -> dict[str, A
 
 def validate(limits: dict[str, Any]) -> None:
     """Parse every threshold once, so a bad one fails before the image is read."""
-    for key in ("lowestEfficiency", "highestUserWastedPercent"):
+    for key, most in (("lowestEfficiency", 1.0), ("highestUserWastedPercent", None)):
         value = limits.get(key)
         if value is not None and str(value).lower() != "disabled":
-            parse_ratio(value)
+            parse_ratio(value, most)  # wasted bytes can outnumber the image's own (dive's ratio too)
     for key in ("highestWastedBytes", "max-hidden-bytes"):
         value = limits.get(key)
         if value is not None and str(value).lower() != "disabled":
@@ -144,7 +147,7 @@ def evaluate(analysis: Analysis, limits: dict[str, Any]) -> list[Check]:
         )
     user = limits.get("highestUserWastedPercent")
     if user is not None and str(user).lower() != "disabled":
-        ratio = parse_ratio(user)
+        ratio = parse_ratio(user, None)
         checks.append(
             Check(
                 "highestUserWastedPercent",

@@ -165,6 +165,21 @@ def test_ci_config_files(archive: Path, tmp_path: Path) -> None:
     assert proc.stderr == "slimscope: error: pyproject.toml: unknown CI setting(s): not-a-setting\n"
 
 
+@pytest.mark.parametrize(
+    ("flag", "value", "bounds"),
+    [
+        ("--lowest-efficiency", "1.5", "from 0 to 1, or 0% to 100%"),
+        ("--lowest-efficiency", "nan", "from 0 to 1, or 0% to 100%"),
+        ("--highest-user-wasted-percent", "-1%", "0 or more"),
+        ("--highest-user-wasted-percent", "inf", "0 or more"),
+    ],
+)
+def test_a_ratio_out_of_range_is_exit_2(archive: Path, flag: str, value: str, bounds: str) -> None:
+    proc = run(str(archive), f"{flag}={value}")
+    assert proc.returncode == 2
+    assert proc.stderr == f"slimscope: error: ratio out of range: {value!r} ({bounds})\n"
+
+
 def test_bad_dockerfile_is_exit_2(archive: Path, tmp_path: Path) -> None:
     dockerfile = tmp_path / "Dockerfile"
     dockerfile.write_text("FROM scratch\nFROBNICATE now\n")
