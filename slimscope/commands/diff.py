@@ -258,4 +258,5 @@ def _print_text(diff: Diff, top: int) -> None:
     console = stdout_console()
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = 140
+        console.soft_wrap = True  # long lines stay whole (grep-able), as in `slimscope IMAGE`'s summary
     render(diff, console, top=top)

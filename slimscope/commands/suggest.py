@@ -178,6 +178,7 @@ def _output(args: argparse.Namespace, analysis, suggestion) -> None:
     console = Console(file=sys.stdout if summary_to_stdout else sys.stderr, highlight=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = 140
+        console.soft_wrap = True  # long lines stay whole (grep-able), as in `slimscope IMAGE`'s summary
     render(suggestion, console)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from slimscope.analysis.diff import Change, Diff, LayerInfo
+from slimscope.analysis.diff import Change, Diff, LayerDiff, LayerInfo, PackageChange
 from slimscope.analysis.rules import CATEGORIES
 from slimscope.report.text import human
 from slimscope.sanitize import text as safe
@@ -80,11 +80,9 @@ def _layers(diff: Diff, console: Console) -> None:
     layers = diff.layers
     out = Text("\nLayers: ", style="bold")
     shared = len(layers.shared)
-    once = (
-        "read once"
-        if layers.reused >= shared
-        else f"{layers.reused} read once, the others stored differently"
-    )
+    # A shared layer NEW did not take from OLD was read for each image (taken from the layer cache
+    # for each, or stored differently in the two sources).
+    once = shared_layers_read(layers)
     if layers.diverged_at is None:
         once = "each read once" if layers.reused >= shared else once
         out.append(f"all {count(shared, 'layer')} shared ({once})\n")
@@ -154,6 +152,25 @@ def _config(diff: Diff, console: Console) -> None:
     console.print(out, end="")
 
 
+def package_versions(change: PackageChange) -> str:
+    """The version a package change is about: the one added or removed, else `OLD -> NEW`."""
+    if change.kind == "added":
+        return change.new_version or ""
+    if change.kind == "removed" or change.old_version == change.new_version:
+        return change.old_version or change.new_version or ""
+    return f"{change.old_version} -> {change.new_version}"
+
+
+def shared_layers_read(layers: LayerDiff) -> str:
+    """How the shared layers were read: once, or once for each image (see LayerDiff.reused)."""
+    shared = len(layers.shared)
+    if layers.reused >= shared:
+        return "read once"
+    if layers.reused:
+        return f"{layers.reused} read once, {shared - layers.reused} for each image"
+    return "read for each image"
+
+
 def _packages(diff: Diff, console: Console, top: int) -> None:
     changes = diff.packages
     if not changes:
@@ -167,16 +184,7 @@ def _packages(diff: Diff, console: Console, top: int) -> None:
     for change in changes[:top]:
         out.append(f"  {signed(change.delta):>10}  ")
         out.append(f"{change.kind:<10} ", style=_STYLE.get(change.kind, "yellow"))
-        out.append_text(safe(f"{change.manager} {change.name}"))
-        out.append(" ")
-        if change.kind == "added":
-            out.append_text(safe(change.new_version or ""))
-        elif change.kind == "removed":
-            out.append_text(safe(change.old_version or ""))
-        elif change.old_version == change.new_version:
-            out.append_text(safe(change.new_version or ""))
-        else:
-            out.append_text(safe(f"{change.old_version} -> {change.new_version}"))
+        out.append_text(safe(f"{change.manager} {change.name} {package_versions(change)}"))
         if change.build_only:
             out.append("  (build-only)", style="dim")
         out.append("\n")

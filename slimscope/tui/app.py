@@ -809,11 +809,13 @@ class DiffScreen(SearchingScreen):
         return out
 
     def _overview(self, width: int | None = None) -> Text:
+        from slimscope.report.diff_text import package_versions, shared_layers_read
+
         d = self.diff
         out = Text()
         layers = d.layers
         out.append("Layers\n", style="bold")
-        out.append(f"  {len(layers.shared)} shared (read once)")
+        out.append(f"  {len(layers.shared)} shared ({shared_layers_read(layers)})")
         out.append(
             f", diverge at layer {layers.diverged_at}\n"
             if layers.diverged_at is not None
@@ -829,14 +831,12 @@ class DiffScreen(SearchingScreen):
         out.append("\nPackages\n", style="bold")
         if not d.packages:
             out.append("  no change\n", style="dim")
-        for change in d.packages[:40]:
-            out.append(f"  {change.kind:<10} ", style=_KIND_STYLE.get(change.kind, ""))
-            out.append_text(
-                safe(
-                    f"{change.manager}:{change.name} {change.old_version or ''} -> {change.new_version or ''}"
-                )
-            )
-            out.append(f"  {_signed(change.delta)}\n", style="dim")
+        for change in d.packages[:40]:  # the size first, so a narrow pane cuts the version, not it
+            line = Text(f"  {_signed(change.delta):>9} ", style="dim")
+            line.append(f"{change.kind:<10} ", style=_KIND_STYLE.get(change.kind, ""))
+            line.append_text(safe(f"{change.manager}:{change.name} {package_versions(change)}"))
+            out.append_text(fit(line, width) if width else line)
+            out.append("\n")
         out.append("\nConfig\n", style="bold")
         if not d.config:
             out.append("  no change\n", style="dim")

@@ -131,3 +131,44 @@ def test_diff_mode_history_as_written_and_search_opens_matches(tmp_path: Path) -
             assert line == "1 matching path, all shown (esc clears) · biggest change first"
 
     asyncio.run(scenario())
+
+
+def test_diff_mode_overview_lists_packages_one_line_each(tmp_path: Path) -> None:
+    """Size first, then the version added or removed (no dangling '->'); cut to the pane, not wrapped."""
+    import dataclasses
+
+    from slimscope.analysis.diff import PackageChange
+
+    packages = [
+        PackageChange("removed", "dpkg", "libperl5.36", "amd64", "5.36.0-7+deb12u3", None, 29_100_000, 0),
+        PackageChange("added", "pip", "flask", None, None, "3.0.3", 0, 1_200_000),
+        PackageChange(
+            "upgraded", "dpkg", "libc6", "amd64", "2.36-9", "2.36-9+deb12u9", 12_000_000, 12_100_000
+        ),
+        PackageChange(
+            "removed", "dpkg", "libpython3.11-dev-with-a-very-long-name-indeed", None, "3.11.2-6", None, 9, 0
+        ),
+    ]
+    diff = dataclasses.replace(_diff(tmp_path), packages=packages)
+
+    async def scenario() -> list[str]:
+        app = DiffApp(diff)
+        async with app.run_test(size=(160, 40)) as pilot:
+            await pilot.pause()
+            await pilot.pause()
+            overview = app.screen.query_one("#overview")
+            width = overview.size.width
+            text = str(overview.render())
+            await pilot.press("q")
+        lines = text.splitlines()
+        start = lines.index("Packages") + 1
+        rows = lines[start : start + 4]
+        assert all(len(row) <= width for row in rows)
+        assert width == 80  # the overview pane at 160 columns
+        return rows
+
+    rows = asyncio.run(scenario())
+    assert rows[0] == "   -29.1 MB removed    dpkg:libperl5.36 5.36.0-7+deb12u3"
+    assert rows[1] == "    +1.2 MB added      pip:flask 3.0.3"
+    assert rows[2] == "  +100.0 kB upgraded   dpkg:libc6 2.36-9 -> 2.36-9+deb12u9"
+    assert rows[3] == "       -9 B removed    dpkg:libpython3.11-dev-with-a-very-long-name-indeed 3.11…"

@@ -157,6 +157,22 @@ def test_self_diff_reads_nothing_twice_and_is_identical(
     assert doc["layers"]["diverged_at"] is None
 
 
+def test_shared_layers_each_image_read_for_itself_are_not_called_read_once(tmp_path: Path) -> None:
+    """Two separate reads (as two engine images from the layer cache are): each took its own copy."""
+    import io
+
+    from rich.console import Console
+
+    from slimscope.report.diff_text import render
+
+    ref = write(tmp_path, "img", synth.Image([BASE, MIDDLE]), "docker-legacy")
+    diff = diff_images(load_image(ref), load_image(ref))
+    assert diff.layers.reused == 0
+    out = io.StringIO()
+    render(diff, Console(file=out, width=200, color_system=None))
+    assert "Layers: all 2 layers shared (read for each image)" in out.getvalue()
+
+
 def test_same_image_in_other_formats_is_identical(tmp_path: Path, scans: list[str]) -> None:
     image = synth.Image([BASE, MIDDLE])
     oci = write(tmp_path, "gz", image, "oci-archive")  # gzip blobs, named by their compressed digest
@@ -837,3 +853,17 @@ def test_diff_images_is_plain_data(tmp_path: Path) -> None:
         "assert 'textual' not in sys.modules"
     )
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+def test_piped_text_keeps_long_lines_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not folded at 140 columns: a long path and its size stay on one line, for grep."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    deep = "/".join(["a-rather-long-folder-name"] * 7) + "/data.bin"
+    old = write(tmp_path, "old", synth.Image([BASE]))
+    new = write(tmp_path, "new", synth.Image([BASE, layer(synth.file(deep, b"x" * 3000))]))
+    code, out, err = cli(capsys, old, new)
+    assert (code, err) == (1, "")
+    lines = [line for line in out.splitlines() if deep in line]
+    assert lines and len(lines[0]) > 140 and "3.0 kB" in lines[0]
