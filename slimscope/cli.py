@@ -284,7 +284,7 @@ def _explore(args: argparse.Namespace, target: str) -> int:
 def _run_explorer(args: argparse.Namespace, target: str, load) -> int:
     from slimscope.tui.app import ExplorerApp
 
-    def suggest():
+    def suggest(progress):
         from slimscope.commands.suggest import make_suggestion
 
         return make_suggestion(
@@ -293,6 +293,7 @@ def _run_explorer(args: argparse.Namespace, target: str, load) -> int:
             build_args=_pairs(args.build_arg, "--build-arg"),
             select=args.select,
             platform=args.platform,
+            progress=progress,
             cache=_cache(args),
         )[1]
 

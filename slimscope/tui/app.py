@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Container, Iterable
 from pathlib import Path
@@ -525,7 +526,7 @@ class ExplorerApp(App):
         reference: str,
         load: Callable[[Progress], Analysis] | None = None,
         analysis: Analysis | None = None,
-        suggest: Callable[[], Any] | None = None,
+        suggest: Callable[[Progress], Any] | None = None,
     ) -> None:
         super().__init__()
         self.reference = reference
@@ -642,7 +643,7 @@ class SuggestScreen(ModalScreen):
 
     BINDINGS = [Binding("escape,q,d", "dismiss", "Close")]
 
-    def __init__(self, suggest: Callable[[], Any]) -> None:
+    def __init__(self, suggest: Callable[[Progress], Any]) -> None:
         super().__init__()
         self.suggest = suggest
         self._shown: tuple[list[str], str] | None = None  # (plan lines, Dockerfile) once computed
@@ -660,10 +661,21 @@ class SuggestScreen(ModalScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False)
     def run_suggest(self) -> None:
-        """Compute the suggestion off the UI thread."""
+        """Compute the suggestion off the UI thread; it stops at its next read once the view is gone."""
+        worker = get_current_worker()
+
+        def check(*_: object) -> None:
+            # escape, q or ctrl+c: the reading (the image, then file contents again) stops here, so
+            # quitting does not wait for it (the process waits for this thread)
+            if worker.is_cancelled:
+                raise _Cancelled
+
+        progress = Progress(start=check, advance=check, blob=check, check=check)
         try:
-            suggestion = self.suggest()
+            suggestion = _abandonable(lambda: self.suggest(progress), lambda: worker.is_cancelled)
             shown = (plan_lines(suggestion), suggestion.dockerfile)
+        except _Cancelled:
+            return
         except Exception as exc:  # one line in the view, like the command line would print
             from slimscope.errors import SlimscopeError
 
@@ -686,6 +698,32 @@ class SuggestScreen(ModalScreen):
         box = self.query_one("#suggest", ScrollableContainer)
         width = box.size.width - box.styles.scrollbar_size_vertical  # the text is taller than the box
         self.query_one("#suggestion", Static).update(render_suggestion(*self._shown, max(width, 40)))
+
+
+def _abandonable(work: Callable[[], Any], cancelled: Callable[[], bool]) -> Any:
+    """`work()` in a daemon thread; raises _Cancelled as soon as `cancelled()` (checked every 0.1 s).
+
+    A Textual thread worker cannot be stopped, and quitting waits for it: the suggestion's read of
+    an engine image first waits seconds for `docker save` to start streaming, with nothing to check.
+    Left behind, that thread ends with the process (it holds no temporary file).
+    """
+    import concurrent.futures
+
+    result: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            result.set_result(work())
+        except BaseException as exc:  # raised in the waiting thread
+            result.set_exception(exc)
+
+    threading.Thread(target=run, name="slimscope-suggest", daemon=True).start()
+    while True:
+        try:
+            return result.result(timeout=0.1)
+        except concurrent.futures.TimeoutError:
+            if cancelled():
+                raise _Cancelled from None
 
 
 def plan_lines(suggestion: Any) -> list[str]:

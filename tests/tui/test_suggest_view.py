@@ -42,16 +42,79 @@ def test_suggestion_view_shows_the_plan_and_dockerfile(explorer_analysis, monkey
     fake = SimpleNamespace(
         dockerfile="FROM naive:1 AS build\nFROM scratch\nCOPY --from=build /app /app\n\x1b[31mX\n"
     )
-    shown = _run(explorer_analysis, lambda: fake)
+    shown = _run(explorer_analysis, lambda progress: fake)
     assert "Suggested runtime for x" in shown
     assert "FROM scratch\nCOPY --from=build /app /app" in shown
     assert "\x1b" not in shown and "\\x1b[31mX" in shown  # hostile text stays visible and inert
 
 
 def test_suggestion_errors_are_one_line(explorer_analysis) -> None:
-    def broken():
+    def broken(progress):
         raise SlimscopeError("cannot reach the Docker engine at unix:///nope.sock: No such file or directory")
 
     shown = _run(explorer_analysis, broken)
     reason = "cannot reach the Docker engine at unix:///nope.sock: No such file or directory"
     assert shown == f"could not make a suggestion: {reason}"
+
+
+def test_closing_the_view_or_quitting_stops_the_suggestion_at_its_next_read(explorer_analysis) -> None:
+    """The reading reports progress; once the view is gone a report raises, so q does not wait for it."""
+    import threading
+    import time
+
+    stopped: list[str] = []
+    started = threading.Event()
+
+    def slow(progress):
+        started.set()
+        try:
+            for _ in range(1000):  # 10 s of reading, unless stopped
+                progress.advance(4096)
+                time.sleep(0.01)
+        except BaseException as exc:
+            stopped.append(type(exc).__name__)
+            raise
+        stopped.append("finished")
+
+    async def scenario(keys: tuple[str, ...]) -> float:
+        app = ExplorerApp("explorer:latest", analysis=explorer_analysis, suggest=slow)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            await pilot.press("d")
+            assert started.wait(5)
+            begun = time.monotonic()
+            await pilot.press(*keys)
+        return time.monotonic() - begun
+
+    for keys in (("q",), ("escape", "q")):
+        stopped.clear()
+        started.clear()
+        assert asyncio.run(scenario(keys)) < 2
+        assert stopped == ["_Cancelled"], keys
+
+
+def test_quitting_does_not_wait_for_a_suggestion_blocked_without_reports(explorer_analysis) -> None:
+    """As an engine's `docker save` that takes seconds to start streaming: nothing to check meanwhile."""
+    import threading
+    import time
+
+    started, release = threading.Event(), threading.Event()
+
+    def blocked(progress):
+        started.set()
+        release.wait(30)
+
+    async def scenario() -> float:
+        app = ExplorerApp("explorer:latest", analysis=explorer_analysis, suggest=blocked)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            await pilot.press("d")
+            assert started.wait(5)
+            begun = time.monotonic()
+            await pilot.press("q")
+        return time.monotonic() - begun
+
+    try:
+        assert asyncio.run(scenario()) < 2
+    finally:
+        release.set()
