@@ -102,7 +102,7 @@ def render_verification(result: dict, console: Console) -> None:
     if not result.get("same_exit"):
         console.print("  the exit status differs")
     if not result.get("same_output"):
-        console.print("  the output differs:")
+        console.print("  the output differs (dates and times aside):")
         for label in ("original", "suggested"):
             output = (result.get(label) or {}).get("output", "")
             console.print(_line(f"    {label}: ", text(output[-500:])))

@@ -116,6 +116,9 @@ class HelpScreen(ModalScreen):
         super().__init__()
         self.text = text
 
+    def on_mount(self) -> None:
+        self.query_one("#help").border_subtitle = "escape closes"
+
     def compose(self) -> ComposeResult:
         if self.text is not None:
             with VerticalScroll(id="help"):

@@ -57,6 +57,9 @@ def _rule_category(rule: str) -> str | None:
     return next((r.category for r in load_catalog() if r.id == rule), None)
 
 
+NAME_MIN = 12  # cells of a file tree name kept before a folder's removable share gives way
+
+
 def fit(text: Text, width: int, keep: int = 0) -> Text:
     """`text` on one line of at most `width` cells, ending in an ellipsis when cut.
 
@@ -472,12 +475,29 @@ class FileTree(_FolderKeys):
             super()._invalidate()
 
     def render_label(self, node: TreeNode, base_style: Style, style: Style) -> Text:
-        """The label cut to the pane's width with an ellipsis in the name; the size after it stays whole."""
+        """The label cut to the pane's width with an ellipsis in the name; the size after it stays whole.
+
+        Where that would leave the name fewer than NAME_MIN cells, a folder's "63% removable" gives way
+        first: to "63%", then to nothing (the name tells folders apart; the share is in the details).
+        """
         label = super().render_label(node, base_style, style)
         room = self.label_room(node)
         if not room or label.cell_len <= room:
             return label
-        return fit(label, room, self._keep.get(node.id, 0))
+        keep = self._keep.get(node.id, 0)
+        plain = label.plain
+        word = " removable"
+        if plain.endswith(word) and room - keep < NAME_MIN:
+            label, keep = label[: len(plain) - len(word)], keep - len(word)
+            if label.cell_len <= room:
+                return label
+            if room - keep < NAME_MIN:
+                share = plain.rfind("  ", 0, len(plain) - len(word))
+                dropped = len(label) - share
+                label, keep = label[:share], keep - dropped
+                if label.cell_len <= room:
+                    return label
+        return fit(label, room, keep)
 
     def process_label(self, label: str | Text) -> Text:
         """Our labels are one line of Text already: skip Tree's split into lines (a copy per node)."""

@@ -17,6 +17,7 @@ from conftest import (
     label_of,
     move_to,
     open_folders,
+    screen_lines,
     screen_text,
     settle,
     tree_rows,
@@ -1030,3 +1031,43 @@ async def test_a_filter_moves_the_cursor_to_the_root(explorer_analysis: Analysis
         await pilot.press("j")
         await settle(pilot)
         assert cursor_path(tree) == "/usr" and details(pilot.app)["path"] == "/usr"
+
+
+async def test_a_narrow_tree_keeps_folder_names_before_their_removable_share(
+    explorer_analysis: Analysis, make_app: MakeApp
+) -> None:
+    """At 80x24 the share gives way ("51% removable" -> "51%" -> gone) before a name is cut to "…"."""
+    async with make_app(explorer_analysis).run_test(size=(80, 24), notifications=True) as pilot:
+        await pilot.press("3")
+        tree = tree_of(pilot)
+        usr = next(node for node in tree.root.children if node.data[1].path == b"usr")
+        usr.expand()
+        await settle(pilot)
+        folder = usr
+        for name in (b"lib", b"gcc", b"x86_64-linux-gnu"):
+            folder = next(node for node in folder.children if node.data[1].name == name)
+            folder.expand()
+            await settle(pilot)
+        lines = ["".join(s.text for s in tree.render_line(y)).rstrip() for y in range(tree.size.height)]
+        assert tree.size.width == 38
+        assert lines[:5] == [
+            "▼ /  (filesystem as of layer 4)",
+            "├─ ▼   usr/  7.9 kB  89% removable",
+            "│  ├─ ▼   lib/  4.0 kB  100%",
+            "│  │  └─ ▼   gcc/  4.0 kB  100%",
+            "│  │     └─ ▼   x86_64-linu…  4.0 kB",
+        ]
+
+
+async def test_help_fits_a_small_terminal_and_says_how_to_close(
+    explorer_analysis: Analysis, make_app: MakeApp
+) -> None:
+    async with make_app(explorer_analysis).run_test(size=(80, 24), notifications=True) as pilot:
+        await pilot.press("question_mark")
+        await settle(pilot)
+        lines = screen_lines(pilot.app)
+        top = next(line for line in lines if line.startswith("╭"))
+        bottom = next(line for line in lines if "escape closes" in line)
+        assert top == "╭" + "─" * 78 + "╮"  # the whole box on screen, the width of the terminal
+        assert bottom.startswith("╰") and bottom.endswith(" escape closes ─╯") and len(bottom) == 80
+        assert any("Quit at once with exit status 130" in line for line in lines)

@@ -287,3 +287,27 @@ def test_a_program_whose_name_copy_would_read_as_a_pattern_is_copied_with_its_fo
     assert [(c.src, c.dest, c.bytes) for c in s.copies] == [(b"srv", b"srv", 2)]
     assert any("cannot be named in COPY" in note for note in s.notes)
     check_safe(s.dockerfile)
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("2026/12/04 19:22:06 serving on :8080\n", "2026/12/04 19:22:36 serving on :8080\n"),
+        ("2026-12-04T19:22:06.123456Z INFO ready\n", "2026-12-04T19:23:01.9Z INFO ready\n"),
+        ("[19:22:06,123] started in 0.4 s\n", "[19:22:41,007] started in 0.4 s\n"),
+        ("built 2026-12-04\n", "built 2026-12-05\n"),
+    ],
+)
+def test_verify_compares_output_with_dates_and_times_masked(one: str, other: str) -> None:
+    from slimscope.commands.suggest import mask_times
+
+    assert one != other and mask_times(one) == mask_times(other)
+    assert "<time>" in mask_times(one)
+
+
+def test_other_differences_in_output_still_count() -> None:
+    from slimscope.commands.suggest import mask_times
+
+    one, other = "2026/12/04 19:22:06 serving on :8080", "2026/12/04 19:22:06 serving on :9090"
+    assert mask_times(one) != mask_times(other)
+    assert mask_times("took 12 ms") == "took 12 ms" and mask_times("version 1.2.3") == "version 1.2.3"
