@@ -770,6 +770,10 @@ class PathIndex:
         return self._owners.get(path)
 
 
+def _files(n: int) -> str:
+    return "1 file" if n == 1 else f"{n:,} files"
+
+
 def describe(analysis: Analysis, index: PathIndex, row: Row) -> list[tuple[str, str]]:
     """Label/value pairs for the details pane (values are raw strings: the view sanitizes them)."""
     fs = analysis.fs
@@ -781,7 +785,7 @@ def describe(analysis: Analysis, index: PathIndex, row: Row) -> list[tuple[str, 
         entry = fs.entry(row.ref)
         out.append(("type", KIND_NAMES[entry.kind]))
         if row.is_dir:
-            out.append(("size", f"{row.size:,} bytes in {row.files:,} files below"))
+            out.append(("size", f"{row.size:,} bytes in {_files(row.files)} below"))
         elif entry.kind == HARDLINK:
             data = fs.entry(fs.data_ref(row.ref))
             out.append(("size", f"{data.size:,} bytes (shared with the file it links to)"))
@@ -804,9 +808,9 @@ def describe(analysis: Analysis, index: PathIndex, row: Row) -> list[tuple[str, 
         if changed != created:
             out.append(("changed", f"layer {changed}: {analysis.instruction_of(changed) or '(no history)'}"))
         elif any(created < layer <= upto and what == "listed again" for layer, what in events):
-            out.append(("changed", f"not since layer {created} (later layers only listed it again)"))
+            out.append(("changed", "never: later layers only listed it again"))
     elif row.is_dir:
-        out.append(("size", f"{row.size:,} bytes in {row.files:,} files below"))
+        out.append(("size", f"{row.size:,} bytes in {_files(row.files)} below"))
     history = index.events(row.path)
     if history:
         out.append(("history", "; ".join(f"layer {layer} {what}" for layer, what in history)))

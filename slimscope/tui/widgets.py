@@ -104,10 +104,15 @@ class SummaryHeader(Static):
         total = s.image_bytes
         name = Text("slimscope ", style="bold")
         reference = safe(a.image.reference, "bold cyan")
+        layers, efficiency = len(a.image.layers), f"{100 * s.dive_efficiency:.1f}%"
         numbers = Text(
-            f"  {a.image.platform}  {len(a.image.layers)} layers  {human(total)} stored  "
-            f"{human(s.filesystem_bytes)} visible  dive efficiency {100 * s.dive_efficiency:.1f}%"
+            f"  {a.image.platform}  {layers} layers  {human(total)} stored  "
+            f"{human(s.filesystem_bytes)} visible  dive efficiency {efficiency}"
         )
+        if width is not None and width - name.cell_len - numbers.cell_len < 20:
+            # narrow: the numbers in fewer words, without the platform, before anything is cut
+            stored, shown = human(total), human(s.filesystem_bytes)
+            numbers = Text(f"  {layers} layers  {stored} stored  {shown} visible  eff. {efficiency}")
         if width is not None:  # the reference gives way first, the numbers after it
             room = width - name.cell_len - numbers.cell_len
             reference = fit(reference, max(room, min(reference.cell_len, 12)))
@@ -115,17 +120,25 @@ class SummaryHeader(Static):
         items: list[tuple[str, int, str]] = [("hidden", s.hidden_bytes, "magenta")]
         items += [(c, s.removable_bytes[c], CATEGORY_STYLE[c]) for c in CATEGORIES if c != "secret"]
         items.append(("slim est.", s.estimated_slim_bytes, "green"))
+        # three to a line: 3 x 28 cells and the saving (90 in all), or 3 x 24 with shorter bars
+        wide = width is None or width >= 90
+        label_width, bar_width, number_width = (10, 5, 9) if wide else (9, 3, 8)
         for i, (label, value, style) in enumerate(items):
             line = lines[1 if i < 3 else 2]
-            line.append(f"{label:>10} ", style="bold" if label == "slim est." else "")
-            line.append_text(bar(value, total, 5, style))
-            line.append(f" {human(value):>9}")
-            if i != 2:
+            line.append(f"{label:>{label_width}} ", style="bold" if label == "slim est." else "")
+            line.append_text(bar(value, total, bar_width, style))
+            line.append(f" {human(value):>{number_width}}")
+            if i < 2 or 2 < i < 5:
                 line.append("  ")
+        lines[2].append("  " if wide else " ")
         lines[2].append(f"(-{percent(total - s.estimated_slim_bytes, total)})", style="dim")
         count = sum(len(f.paths) for f in a.findings if f.rule.category == "secret")
         if count:
-            lines[2].append(f"  {count} possible secret file(s)", style="bold red")
+            # shorter, or left out, rather than cut (the findings list them)
+            for note in (f"  {count} possible secret file(s)", f"  {count} secret(s)?"):
+                if width is None or lines[2].cell_len + len(note) <= width:
+                    lines[2].append(note, style="bold red")
+                    break
         if width is not None:
             lines = [fit(line, width) for line in lines]
         return Text("\n").join(lines)

@@ -233,7 +233,7 @@ async def test_details_history_across_layers(explorer_analysis: Analysis, make_a
             "layer 0 added; layer 1 listed again; layer 3 listed again; layer 4 listed again"
         )
         assert shown["created"] == "layer 0: ADD rootfs.tar /"
-        assert shown["changed"] == "not since layer 0 (later layers only listed it again)"
+        assert shown["changed"] == "never: later layers only listed it again"
         assert shown["size"] == "7,900 bytes in 5 files below"
         assert shown["removable"] == "7,000 of 7,900 bytes below"
         await move_to(pilot, tree, "/")
@@ -1071,3 +1071,22 @@ async def test_help_fits_a_small_terminal_and_says_how_to_close(
         assert top == "╭" + "─" * 78 + "╮"  # the whole box on screen, the width of the terminal
         assert bottom.startswith("╰") and bottom.endswith(" escape closes ─╯") and len(bottom) == 80
         assert any("Quit at once with exit status 130" in line for line in lines)
+
+
+@pytest.mark.parametrize("width", [80, 100])
+async def test_the_header_keeps_every_number_in_a_narrow_terminal(
+    explorer_analysis: Analysis, make_app: MakeApp, width: int
+) -> None:
+    """Fewer words and narrower columns instead of numbers cut off with an ellipsis."""
+    from slimscope.tui.widgets import SummaryHeader
+
+    async with make_app(explorer_analysis).run_test(size=(width, 24), notifications=True) as pilot:
+        await settle(pilot)
+        header = pilot.app.screen.query_one(SummaryHeader)
+        lines = [line.rstrip() for line in widget_lines(pilot.app, header)]
+        text = "\n".join(lines)
+        assert "…" not in "\n".join(lines[1:]), text  # (the image's name on the first line may give way)
+        assert lines[0].endswith("  5 layers  13.5 kB stored  9.2 kB visible  eff. 76.6%"), text
+        for label in ("hidden", "toolchain", "cache", "source", "docs", "slim est."):
+            assert label in text
+        assert lines[2].rstrip().endswith("%)")

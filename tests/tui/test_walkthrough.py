@@ -285,7 +285,7 @@ async def test_a_folder_says_which_layer_created_it_and_which_changed_it(
         shown = details(pilot.app)
         assert shown["history"] == "layer 0 added; layer 1 listed again"
         assert shown["created"] == "layer 0: ADD rootfs.tar /"
-        assert shown["changed"] == "not since layer 0 (later layers only listed it again)"
+        assert shown["changed"] == "never: later layers only listed it again"
         await open_folders(pilot, tree, "/var/lib/dpkg")
         await move_to(pilot, tree, "/var/lib/dpkg/status")
         shown = details(pilot.app)
