@@ -32,9 +32,6 @@ PARALLEL_MIN = 48 << 20  # bytes of blobs to parse before worker processes pay o
 SPLIT_MIN = 64 << 20  # an uncompressed blob this large that dominates the work is parsed in two halves
 SPLIT_SEARCH = 16 << 20  # how far past the middle to look for a member header
 WORKERS = 2
-# Bytes per hashlib update in a background hash: each update releases the GIL, and getting it back
-# can wait a switch interval (5 ms) behind the analysing thread; 16 MB keeps that wait small.
-BACKGROUND_CHUNK = 16 << 20
 
 
 @dataclass
@@ -90,16 +87,18 @@ def _scan(job: BlobJob) -> Outcome:
         os.close(fd)
 
 
-def _hash(job: BlobJob, chunk: int = READ_SIZE * 4) -> str:
-    """sha256 of a blob's bytes as stored."""
+def _hash(job: BlobJob) -> str:
+    """sha256 of a blob's bytes as stored (4 MB updates, each without the GIL: measured against 16 MB
+    beside the analysis, the wait to take the GIL back costs 4% and the bigger buffers 40 MB of peak
+    memory on the 210k-file image)."""
     fd = os.open(job.path, os.O_RDONLY)
     try:
         read = _reader(fd, job.offset, job.size)
         digest = sha256()
-        data = read(chunk)
+        data = read(READ_SIZE * 4)
         while data:
-            digest.update(data)  # without the GIL: another thread's Python runs meanwhile
-            data = read(chunk)
+            digest.update(data)
+            data = read(READ_SIZE * 4)
         return "sha256:" + digest.hexdigest()
     finally:
         os.close(fd)
@@ -113,7 +112,7 @@ def _hash_in_background(job: BlobJob) -> Future[str]:
 
     def run() -> None:
         try:
-            future.set_result(_hash(job, chunk=BACKGROUND_CHUNK))
+            future.set_result(_hash(job))
         except BaseException as exc:  # handed to whoever asks for the digest
             future.set_exception(exc)
 
