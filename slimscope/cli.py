@@ -182,7 +182,6 @@ def guarded(args: argparse.Namespace, run) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from slimscope.sources import load_image
 
     if args.demo:
         target = demo_image_path()
@@ -208,20 +207,8 @@ def _run(args: argparse.Namespace) -> int:
         return _explore(args, target)
     with _progress(enabled=not args.no_progress and sys.stderr.isatty()) as progress:
         progress.waiting = _prepare_analysis
-        image = load_image(
-            target,
-            image=args.select,
-            platform=args.platform,
-            progress=progress,
-            cache=_cache(args),
-            verify_later=True,
-        )
-    from slimscope.analysis import analyze
-
-    if args.demo:
-        image.reference = "demo (bundled)"
-    analysis = analyze(image)  # while the sha256 of a big blob may still run (see load_image)
-    image.verify()
+        image = _load(args, target, progress)
+    analysis = _analysed(args, image)
     dockerfile_lines = _attribution(args, analysis)
     to_stdout = [args.json == "-", args.sarif == "-", bool(args.format) and args.output in (None, "-")]
     if sum(to_stdout) > 1:
@@ -241,6 +228,31 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _load(args: argparse.Namespace, target: str, progress):
+    """The image the command line names; a big blob's digest may still be checked (see _analysed)."""
+    from slimscope.sources import load_image
+
+    return load_image(
+        target,
+        image=args.select,
+        platform=args.platform,
+        progress=progress,
+        cache=_cache(args),
+        verify_later=True,
+    )
+
+
+def _analysed(args: argparse.Namespace, image):
+    """The image's analysis, made while the sha256 of a big blob may still run, then verified."""
+    from slimscope.analysis import analyze
+
+    if args.demo:
+        image.reference = "demo (bundled)"
+    analysis = analyze(image)
+    image.verify()  # before anything is written or shown
+    return analysis
+
+
 def _prepare_analysis() -> None:
     """Import the analysis and compile the rule catalog (about 0.1 s), while workers read the image."""
     from slimscope.analysis import rules
@@ -252,23 +264,9 @@ def _explore(args: argparse.Namespace, target: str) -> int:
     """Open the explorer; reading and analysis start in a thread first, while Textual is imported."""
     from slimscope.early_read import EarlyRead
     from slimscope.image import parallel
-    from slimscope.sources import load_image
 
     def load(progress):
-        image = load_image(
-            target,
-            image=args.select,
-            platform=args.platform,
-            progress=progress,
-            cache=_cache(args),
-            verify_later=True,
-        )
-        from slimscope.analysis import analyze
-
-        if args.demo:
-            image.reference = "demo (bundled)"
-        analysis = analyze(image)
-        image.verify()
+        analysis = _analysed(args, _load(args, target, progress))
         _attribution(args, analysis)
         return analysis
 

@@ -57,6 +57,21 @@ def test_suggestion_errors_are_one_line(explorer_analysis) -> None:
     assert shown == f"could not make a suggestion: {reason}"
 
 
+def _quit_while_suggesting(analysis, suggest, started, keys: tuple[str, ...]) -> None:
+    """Open the suggestion, wait until `suggest` runs, press `keys` (which end the app)."""
+
+    async def scenario() -> None:
+        app = ExplorerApp("explorer:latest", analysis=analysis, suggest=suggest)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            await pilot.press("d")
+            assert started.wait(5)
+            await pilot.press(*keys)
+        assert not app.is_running
+
+    asyncio.run(scenario())
+
+
 def test_closing_the_view_or_quitting_stops_the_suggestion_at_its_next_read(explorer_analysis) -> None:
     """The reading reports progress; once the view is gone a report raises, so q does not wait for it."""
     import threading
@@ -76,45 +91,27 @@ def test_closing_the_view_or_quitting_stops_the_suggestion_at_its_next_read(expl
             raise
         stopped.append("finished")
 
-    async def scenario(keys: tuple[str, ...]) -> float:
-        app = ExplorerApp("explorer:latest", analysis=explorer_analysis, suggest=slow)
-        async with app.run_test(size=(120, 40)) as pilot:
-            await pilot.pause()
-            await pilot.press("d")
-            assert started.wait(5)
-            begun = time.monotonic()
-            await pilot.press(*keys)
-        return time.monotonic() - begun
-
     for keys in (("q",), ("escape", "q")):
         stopped.clear()
         started.clear()
-        assert asyncio.run(scenario(keys)) < 2
-        assert stopped == ["_Cancelled"], keys
+        _quit_while_suggesting(explorer_analysis, slow, started, keys)
+        assert stopped == ["_Cancelled"], keys  # not "finished": nothing waited for the 10 s read
 
 
 def test_quitting_does_not_wait_for_a_suggestion_blocked_without_reports(explorer_analysis) -> None:
     """As an engine's `docker save` that takes seconds to start streaming: nothing to check meanwhile."""
     import threading
-    import time
 
     started, release = threading.Event(), threading.Event()
+    finished: list[bool] = []
 
     def blocked(progress):
         started.set()
         release.wait(30)
-
-    async def scenario() -> float:
-        app = ExplorerApp("explorer:latest", analysis=explorer_analysis, suggest=blocked)
-        async with app.run_test(size=(120, 40)) as pilot:
-            await pilot.pause()
-            await pilot.press("d")
-            assert started.wait(5)
-            begun = time.monotonic()
-            await pilot.press("q")
-        return time.monotonic() - begun
+        finished.append(True)
 
     try:
-        assert asyncio.run(scenario()) < 2
+        _quit_while_suggesting(explorer_analysis, blocked, started, ("q",))
+        assert finished == []  # the app ended while the suggestion was still blocked
     finally:
         release.set()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 
 import pytest
 
@@ -135,10 +134,8 @@ def test_a_read_blocked_on_input_is_left_behind_after_the_wait() -> None:
         return data
 
     early = EarlyRead(work)
-    started = time.monotonic()
-    assert early.abandon(timeout=0.2) is False
-    assert 0.2 <= time.monotonic() - started < 2
-    assert early._thread.daemon and early._thread.is_alive()
+    assert early.abandon(timeout=0.2) is False  # it gave up waiting: the read is still blocked
+    assert early._thread.daemon and early._thread.is_alive() and not released.is_set()
     os.write(write_end, b"x")
     assert released.wait(5)
     early._thread.join(5)
@@ -158,11 +155,9 @@ def test_check_gives_up_the_wait_for_a_read_blocked_on_input() -> None:
             raise KeyboardInterrupt
 
     threading.Timer(0.3, cancelled.set).start()
-    started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         early.load(Progress(check=check))
-    assert 0.3 <= time.monotonic() - started < 2
-    assert early._abandoned and early._thread.is_alive()
+    assert early._abandoned and early._thread.is_alive()  # given up while the read is still blocked
     os.write(write_end, b"x")
     early._thread.join(5)
     assert (early._result, early._error) == (b"x", None)  # it made no report, so it ran to its end

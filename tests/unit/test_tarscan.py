@@ -181,8 +181,8 @@ def test_stop_at_a_header_reads_the_same() -> None:
             assert _read(data, cuts, True, stop_at=at) == expected
 
 
-def test_fast_path_really_takes_the_plain_members() -> None:
-    """Most members of an ordinary layer go through C: the Python header code runs for the odd ones."""
+def _python_headers(data: bytes) -> tuple[int, tarstream.TarStream]:
+    """How many headers of `data` the Python parser read (the rest went through C), and the stream."""
     calls = 0
     original = tarstream.TarStream._header
 
@@ -194,9 +194,15 @@ def test_fast_path_really_takes_the_plain_members() -> None:
     stream = tarstream.TarStream()
     tarstream.TarStream._header = counting  # type: ignore[method-assign]
     try:
-        stream.feed(_plain_tar())
+        stream.feed(data)
     finally:
         tarstream.TarStream._header = original  # type: ignore[method-assign]
+    return calls, stream
+
+
+def test_fast_path_really_takes_the_plain_members() -> None:
+    """Most members of an ordinary layer go through C: the Python header code runs for the odd ones."""
+    calls, stream = _python_headers(_plain_tar())
     # 300 members: the odd names (leading "/", "/.", "..", "//", whiteouts, dpkg lists), the long
     # names' extended headers and the end marker are Python's; the rest are not.
     assert 0 < calls < 200
@@ -288,20 +294,7 @@ def test_whiteouts_are_taken_by_the_fast_path() -> None:
         ("d/.wh.x/", tarfile.DIRTYPE, 0),
         ("d/.wh.x/f", tarfile.REGTYPE, 0),
     ] + [(f"var/lib/.wh.f{i}", tarfile.REGTYPE, 0) for i in range(500)]
-    calls = 0
-    original = tarstream.TarStream._header
-
-    def counting(self, block):
-        nonlocal calls
-        calls += 1
-        return original(self, block)
-
-    stream = tarstream.TarStream()
-    tarstream.TarStream._header = counting  # type: ignore[method-assign]
-    try:
-        stream.feed(_tar(members))
-    finally:
-        tarstream.TarStream._header = original  # type: ignore[method-assign]
+    calls, stream = _python_headers(_tar(members))
     assert calls == 1  # the end marker
     entries = stream.entries
     assert list(zip(entries.paths[:8], entries.kinds[:8])) == [
