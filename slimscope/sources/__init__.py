@@ -529,7 +529,7 @@ def _image(spec: SourceSpec, source: str, recipe: Recipe, layers: list[Layer]) -
         layer.history_index = hist
     created = config.get("created")
     return Image(
-        reference=spec.describe(),
+        reference=spec.describe(source),
         source=source,
         id=recipe.config_digest,
         platform=platform_of(config),

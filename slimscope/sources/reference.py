@@ -17,13 +17,13 @@ class SourceSpec:
     tag: str | None = None  # image to pick inside an archive or layout
     force_oci: bool = False  # read the OCI index even when a docker manifest.json is present
 
-    def describe(self) -> str:
-        """A short human description, e.g. `docker-archive:app.tar:latest`."""
+    def describe(self, found: str | None = None) -> str:
+        """A short human description, e.g. `docker-archive:app.tar:latest`; `found` is the kind of
+        archive a plain path turned out to hold (`oci-archive:app.tar` for an OCI one)."""
         if self.kind == "engine":
             return self.location
-        prefix = {"archive": "oci-archive:" if self.force_oci else "docker-archive:", "oci-dir": "oci:"}[
-            self.kind
-        ]
+        oci = self.force_oci or found == "oci-archive"
+        prefix = {"archive": "oci-archive:" if oci else "docker-archive:", "oci-dir": "oci:"}[self.kind]
         return prefix + self.location + (f":{self.tag}" if self.tag else "")
 
 

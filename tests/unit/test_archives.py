@@ -266,3 +266,19 @@ def test_cli_demo_summary() -> None:
     assert proc.returncode == 0, proc.stderr
     assert "demo (bundled)" in proc.stdout
     assert "[@click=app.quit()]x" not in proc.stdout or "\x1b" not in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("fmt", "prefix"),
+    [
+        ("oci-archive", "oci-archive:"),
+        ("docker-oci", "docker-archive:"),
+        ("docker-legacy", "docker-archive:"),
+    ],
+)
+def test_a_plain_path_is_described_as_what_it_holds(tmp_path: Path, fmt: str, prefix: str) -> None:
+    path = tmp_path / "image.tar"
+    synth.write_archive(path, synth.Image([synth.Layer([synth.file("a", b"x")])]), fmt)
+    image = load_image(str(path))
+    assert image.reference == f"{prefix}{path}"
+    assert image.source == prefix[:-1]
