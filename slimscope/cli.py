@@ -182,7 +182,6 @@ def guarded(args: argparse.Namespace, run) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-
     if args.demo:
         target = demo_image_path()
     elif args.image:

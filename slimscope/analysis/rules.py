@@ -201,14 +201,14 @@ def _compile(rules: tuple[Rule, ...]) -> _Compiled:
             first = parts[0]
             if not anydepth:
                 compiled.anchored.append((pid, 0))
-            elif not any(ch in first for ch in "*?["):
+            elif _is_literal(first):
                 compiled.any_literal.setdefault(first.encode(), []).append(pid)
             elif first.startswith("*.") and not any(ch in first[2:] for ch in "*?[."):
                 compiled.any_ext.setdefault(first[2:].encode(), []).append(pid)
             else:
                 compiled.any_other.append(pid)
                 other_firsts.append(first)
-                if prefixes is not None and first.endswith("*") and not any(ch in first[:-1] for ch in "*?["):
+                if prefixes is not None and first.endswith("*") and _is_literal(first[:-1]):
                     prefixes.append(first[:-1].encode())
                 else:
                     prefixes = None

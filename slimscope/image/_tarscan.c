@@ -18,9 +18,10 @@
  *
  * Anything else (PAX and GNU extended headers, sparse files, devices, whiteouts with data or of
  * another type, old v7 headers, odd numbers, the end marker) stops the loop at that header: the
- * Python parser, which understands every case, takes it and calls back in. It is only called in a clean state (no extended header pending
- * or in force), so a member it takes reads exactly as the Python parser would read it; the tests run
- * both on the same streams, chunked every way, and compare every column and every error.
+ * Python parser, which understands every case, takes it and calls back in. It is only called in a
+ * clean state (no extended header pending or in force), so a member it takes reads exactly as the
+ * Python parser would read it; the tests run both on the same streams, chunked every way, and
+ * compare every column and every error.
  *
  * A file whose data lies inside the chunk is hashed by the SHA-256 functions of the OpenSSL library
  * that hashlib already loaded (found with dlopen(RTLD_NOLOAD), checked against hashlib on a test
@@ -120,12 +121,10 @@ static int normalize(const unsigned char *name, Py_ssize_t n, Py_ssize_t *start,
     const unsigned char *p = name + s;
     Py_ssize_t len = e - s;
     if (find2(p, len, '/', '/') || (p[0] == '.' && len >= 2 && p[1] == '.')) return -1;
-    for (Py_ssize_t i = 0; i + 2 < len; i++) /* "/.." */
-        if (p[i] == '/' && p[i + 1] == '.' && p[i + 2] == '.') return -1;
     if (len == 1 && p[0] == '.') return -1;
     if (len >= 2 && p[len - 2] == '/' && p[len - 1] == '.') return -1;
-    for (Py_ssize_t i = 0; i + 2 < len; i++) /* "/./" */
-        if (p[i] == '/' && p[i + 1] == '.' && p[i + 2] == '/') return -1;
+    for (Py_ssize_t i = 0; i + 2 < len; i++) /* "/./" and "/.." in one pass */
+        if (p[i] == '/' && p[i + 1] == '.' && (p[i + 2] == '/' || p[i + 2] == '.')) return -1;
     *start = s;
     *end = e;
     return 0;

@@ -439,7 +439,7 @@ def _parse(
     on_blob: Callable[[str], None] | None,
     progress: Callable[[int], None] | None = None,
     waiting: Callable[[], None] | None = None,
-    defer_digest: bool = False,
+    defer_digests: bool = False,
 ) -> None:
     """Parse blobs in worker processes when there is enough work for two, else here."""
     total = sum(job.size for job in jobs)
@@ -498,11 +498,9 @@ def _parse(
             def scan_of(entries: LayerEntries) -> LayerScan:
                 # The blob's sha256 is the critical path here (one core, ~1.4 GB/s, where the halves
                 # take less than half as long): deferred, it runs on while the caller analyses.
-                if defer_digest:
-                    pending = digest_future
-                    return LayerScan("", job.size, "none", "", entries, fingerprint_key, pending=pending)
-                digest = digest_future.result()
-                return LayerScan(digest, job.size, "none", digest, entries, fingerprint_key)
+                digest = "" if defer_digests else digest_future.result()
+                pending = digest_future if defer_digests else None
+                return LayerScan(digest, job.size, "none", digest, entries, fingerprint_key, pending=pending)
 
             if isinstance(first, FormatError):
                 done(job, first, True)
